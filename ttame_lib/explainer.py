@@ -1,0 +1,246 @@
+"""The T-TAME explainer: a frozen backbone, hooked layers, an adapter and the attention mechanism."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .adapter import FeatureMapAdapter, Layout, channels_of, infer_layout
+from .attention import AttentionMechanism
+from .backbones import Backbone
+from .checkpoint import FORMAT, FORMAT_VERSION, atomic_save, check_compatible, read_checkpoint
+from .errors import CheckpointError, LayoutError
+from .features import FeatureExtractor
+from .loss import LossWeights, TTAMELoss
+from .masking import mask_images, minmax_normalize, upsample
+from .validation import check_images, resolve_classes
+
+
+class TTAME:
+    """Trainable Attention Mechanism for Explanations, for any CNN or ViT backbone.
+
+    >>> bb = load_backbone("resnet50", weights=None)
+    >>> ex = TTAME(bb)                       # the backbone's layer preset
+    >>> maps = ex.explain(images)            # (B, H, W) in [0, 1], predicted classes
+    >>> ex.fit(train_loader, epochs=2)       # trains only the attention mechanism
+
+    Images are float tensors (B, 3, H, W) in [0, 1]; the explainer normalises them itself.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        layers: Sequence[str] | None = None,
+        *,
+        gate_with_class_token: bool = False,
+        max_size: int = 56,
+        loss_weights: LossWeights | None = None,
+        layouts: dict[str, Layout] | None = None,
+        seed: int = 0,
+    ):
+        self.backbone = backbone
+        self.layers = list(layers) if layers is not None else list(backbone.default_layers)
+        self.extractor = FeatureExtractor(backbone.model, self.layers, backbone.name)
+        self.layouts = self._probe_layouts(layouts or {})
+        self.adapter = FeatureMapAdapter(
+            layouts=[layout for layout, _ in self.layouts],
+            patch_size=backbone.patch_size,
+            num_prefix_tokens=backbone.num_prefix_tokens,
+            gate_with_class_token=gate_with_class_token,
+        )
+        if gate_with_class_token and "tokens" not in self.adapter.layouts:
+            raise LayoutError("gate_with_class_token only applies to ViT token layers; none of the layers emits tokens")
+        self.gate_with_class_token = gate_with_class_token
+        self.loss_fn = TTAMELoss(loss_weights)
+        self.seed = seed
+        # Initialise from the seed without disturbing the caller's global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.attention = AttentionMechanism([c for _, c in self.layouts], backbone.num_classes, max_size)
+        self.attention.to(backbone.device)
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ set-up
+    @torch.no_grad()
+    def _probe_layouts(self, given: dict[str, Layout]) -> list[tuple[Layout, int]]:
+        """One forward on a blank image tells each layer's output layout and channel count."""
+        unknown = set(given) - set(self.layers)
+        if unknown:
+            raise LayoutError(f"layouts given for layers that are not hooked: {sorted(unknown)}")
+        bb = self.backbone
+        probe = torch.zeros(1, 3, *bb.input_size, device=bb.device)
+        _, outputs = self.extractor(bb.normalize(probe))
+        result = []
+        for name, output in zip(self.layers, outputs, strict=True):
+            layout = given.get(name) or infer_layout(output.shape, bb.input_size, bb.patch_size is not None, name)
+            if layout not in ("NCHW", "NHWC", "tokens"):
+                raise LayoutError(f"layout for {name!r} must be 'NCHW', 'NHWC' or 'tokens'; got {layout!r}")
+            result.append((layout, channels_of(output.shape, layout)))
+        return result
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    @property
+    def family(self) -> str:
+        return self.backbone.family
+
+    def to(self, device: str | torch.device) -> TTAME:
+        """Move backbone and attention mechanism to ``device``; returns self."""
+        self.backbone.to(device)
+        self.attention.to(device)
+        return self
+
+    def remove_hooks(self) -> None:
+        """Detach from the backbone (its modules are left exactly as before)."""
+        self.extractor.remove()
+
+    def __repr__(self) -> str:
+        params = sum(p.numel() for p in self.attention.parameters())
+        shapes = ", ".join(f"{n} [{lay}, C={c}]" for n, (lay, c) in zip(self.layers, self.layouts, strict=True))
+        return (
+            f"TTAME(backbone={self.backbone.name!r} ({self.family}), layers: {shapes}; "
+            f"{params:,} attention parameters, {self.attention.num_classes} classes)"
+        )
+
+    # ------------------------------------------------------------------ forward pieces
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Validate [0, 1] images and move them to the explainer's device."""
+        bb = self.backbone
+        check_images(
+            images,
+            fixed_size=bb.input_size if bb.fixed_input_size else None,
+            patch_size=bb.patch_size if bb.family == "vit" else None,
+        )
+        return images.to(self.device)
+
+    def backbone_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One backbone forward on [0, 1] images: logits and the adapted (B, C, h, w) feature maps."""
+        logits, features = self.extractor(self.backbone.normalize(images))
+        return logits, self.adapter(features, tuple(images.shape[-2:]))
+
+    def masked_logits(self, images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """Backbone logits on images masked by attention maps (B, h, w), in the family's masking domain."""
+        masks = upsample(maps, tuple(images.shape[-2:]))
+        return self.backbone.model(mask_images(images, masks, self.family, self.backbone.normalize))
+
+    def loss(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The T-TAME loss for a batch; targets are the backbone's own predictions."""
+        with torch.no_grad():
+            logits, features = self.backbone_forward(images)
+        targets = logits.argmax(dim=1)
+        maps = self.attention(features, targets)
+        return self.loss_fn(self.masked_logits(images, maps), targets, maps)
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def explain(
+        self,
+        images: torch.Tensor,
+        classes: int | Sequence[int] | torch.Tensor | None = None,
+        *,
+        return_logits: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Explanation maps from exactly one backbone forward.
+
+        Args:
+            images: (B, 3, H, W) float in [0, 1].
+            classes: ``None`` (each image's predicted class), an int (the same class for
+                all), one index per image (B,), or k indices per image (B, k).
+            return_logits: also return the backbone's logits (B, num_classes).
+
+        Returns:
+            (B, H, W) maps, or (B, k, H, W) for (B, k) classes; each map min-max
+            normalised to [0, 1] (a constant map becomes zeros).
+        """
+        images = self.prepare(images)
+        self.attention.eval()
+        logits, features = self.backbone_forward(images)
+        chosen = resolve_classes(classes, logits)
+        maps = self.attention(features, chosen)
+        maps = minmax_normalize(upsample(maps, tuple(images.shape[-2:])))
+        return (maps, logits) if return_logits else maps
+
+    def fit(self, train_loader: Iterable, epochs: int = 8, **kwargs: Any) -> list[dict[str, float]]:
+        """Train the attention mechanism (the backbone stays frozen). See :func:`ttame_lib.training.fit`."""
+        from .training import fit
+
+        return fit(self, train_loader, epochs, **kwargs)
+
+    # ------------------------------------------------------------------ checkpoints
+    def metadata(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be loaded into this explainer."""
+        bb = self.backbone
+        return {
+            "backbone": bb.name,
+            "source": bb.source,
+            "weights": bb.weights,
+            "family": bb.family,
+            "layers": list(self.layers),
+            "layouts": [layout for layout, _ in self.layouts],
+            "channels": [c for _, c in self.layouts],
+            "num_classes": self.attention.num_classes,
+            "mean": list(bb.preprocessing.mean),
+            "std": list(bb.preprocessing.std),
+            "input_size": list(bb.input_size),
+            "gate_with_class_token": self.gate_with_class_token,
+            "max_size": self.attention.max_size,
+            "loss_weights": self.loss_fn.weights.to_dict(),
+        }
+
+    def checkpoint_state(self, training: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The checkpoint dict (attention weights on CPU, metadata, history, optional training state)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "library_version": __version__,
+            "meta": self.metadata(),
+            "attention": {k: v.detach().cpu() for k, v in self.attention.state_dict().items()},
+            "history": list(self.history),
+            "training": training,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the explainer atomically to ``path`` (loads with ``TTAME.load(path, backbone)``)."""
+        return atomic_save(self.checkpoint_state(), path)
+
+    def load_state(self, data: dict[str, Any], path: str | Path = "<checkpoint>") -> None:
+        """Load attention weights and history from a checkpoint dict after checking it fits."""
+        check_compatible(data["meta"], self.metadata(), path)
+        if data["meta"].get("weights") != self.backbone.weights:
+            warnings.warn(
+                f"checkpoint {path} was trained on {data['meta']['backbone']} with weights "
+                f"{data['meta'].get('weights')!r}, but this backbone has weights {self.backbone.weights!r}; "
+                "its maps explain the other classifier.",
+                stacklevel=3,
+            )
+        self.attention.load_state_dict(data["attention"])
+        self.history = list(data.get("history") or [])
+
+    @classmethod
+    def load(cls, path: str | Path, backbone: Backbone) -> TTAME:
+        """Rebuild a saved explainer on ``backbone``; fails clearly if it was trained for another one."""
+        data = read_checkpoint(path)
+        meta = data["meta"]
+        if meta["backbone"] != backbone.name or meta["num_classes"] != backbone.num_classes:
+            raise CheckpointError(
+                f"checkpoint {path} was trained for backbone {meta['backbone']!r} ({meta['num_classes']} classes, "
+                f"layers {meta['layers']}); you passed {backbone.name!r} ({backbone.num_classes} classes). "
+                f"Load it with load_backbone({meta['backbone']!r}, ...)."
+            )
+        explainer = cls(
+            backbone,
+            meta["layers"],
+            gate_with_class_token=meta["gate_with_class_token"],
+            max_size=meta["max_size"],
+            loss_weights=LossWeights(**meta["loss_weights"]),
+            layouts=dict(zip(meta["layers"], meta["layouts"], strict=True)),
+        )
+        explainer.load_state(data, path)
+        return explainer

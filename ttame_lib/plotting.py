@@ -1,0 +1,67 @@
+"""Matplotlib helpers for the notebooks: images, feature maps and explanation overlays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def to_numpy_image(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) tensor in [0, 1] -> (H, W, 3) array for imshow."""
+    return image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def show_images(images: Sequence[torch.Tensor], titles: Sequence[str] | None = None, size: float = 3.0):
+    """A row of (3, H, W) images."""
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size), squeeze=False)
+    for i, (ax, image) in enumerate(zip(axes[0], images)):
+        ax.imshow(to_numpy_image(image))
+        ax.set_title(titles[i] if titles else "")
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(feature: torch.Tensor, count: int = 8, title: str = "", size: float = 1.6):
+    """The ``count`` channels of a (C, h, w) map with the largest spatial variance, plus the mean |activation|."""
+    feature = feature.detach().float().cpu()
+    variance = feature.flatten(1).var(dim=1)
+    channels = variance.argsort(descending=True)[:count].tolist()
+    fig, axes = plt.subplots(1, count + 1, figsize=(size * (count + 1), size * 1.15))
+    axes[0].imshow(feature.abs().mean(0), cmap="magma")
+    axes[0].set_title("mean |a|", fontsize=8)
+    for ax, c in zip(axes[1:], channels):
+        ax.imshow(feature[c], cmap="viridis")
+        ax.set_title(f"ch {c}", fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(f"{title}  {tuple(feature.shape)}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def overlay(
+    image: torch.Tensor, saliency: torch.Tensor, ax=None, alpha: float = 0.5, cmap: str = "jet", title: str = ""
+):
+    """Draw a (H, W) map in [0, 1] over a (3, H, W) image."""
+    ax = ax or plt.gca()
+    ax.imshow(to_numpy_image(image))
+    ax.imshow(saliency.detach().cpu().numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax
+
+
+def show_explanations(images: torch.Tensor, maps: torch.Tensor, titles: Sequence[str] | None = None, size: float = 3.0):
+    """Each image next to its explanation overlay: images (B, 3, H, W), maps (B, H, W)."""
+    batch = images.shape[0]
+    fig, axes = plt.subplots(2, batch, figsize=(size * batch, size * 2), squeeze=False)
+    for i in range(batch):
+        axes[0, i].imshow(to_numpy_image(images[i]))
+        axes[0, i].axis("off")
+        overlay(images[i], maps[i], axes[1, i], title=titles[i] if titles else "")
+    fig.tight_layout()
+    return fig
