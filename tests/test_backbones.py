@@ -163,3 +163,13 @@ def test_missing_and_corrupt_images(tmp_path):
     bad.write_bytes(b"\xff\xd8\xff garbage")
     with pytest.raises(InputError, match="corrupt"):
         load_image(bad)
+
+
+def test_seeded_random_init_is_reproducible_and_leaves_global_rng_alone():
+    state = torch.get_rng_state()
+    a = load_backbone("resnet18", num_classes=3, seed=7)
+    b = load_backbone("resnet18", num_classes=3, seed=7)
+    c = load_backbone("resnet18", num_classes=3, seed=8)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a.model.fc.weight, b.model.fc.weight)
+    assert not torch.equal(a.model.fc.weight, c.model.fc.weight)

@@ -382,6 +382,7 @@ def load_backbone(
     family: Family | None = None,
     class_names: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
+    seed: int | None = None,
     **model_kwargs: Any,
 ) -> Backbone:
     """Load a frozen classifier by name.
@@ -397,6 +398,7 @@ def load_backbone(
         family: ``"cnn"`` or ``"vit"``; inferred. Decides the masking domain.
         class_names: override the class names (known automatically for ImageNet weights).
         device: where to put the model.
+        seed: with random init, draw the weights from this seed (the global RNG is left untouched).
         **model_kwargs: passed to the model constructor (``num_classes``, timm's ``img_size``...).
     """
     sources = list_sources(name) if source == "auto" else [source]
@@ -411,12 +413,13 @@ def load_backbone(
             + " See torchvision.models.list_models() and timm.list_models()."
         )
     chosen = sources[0]
-    if chosen == "torchvision":
-        model, info = _load_torchvision(name, weights, model_kwargs)
-    elif chosen == "timm":
-        model, info = _load_timm(name, weights, model_kwargs)
-    else:
+    loaders = {"torchvision": _load_torchvision, "timm": _load_timm}
+    if chosen not in loaders:
         raise UnknownBackboneError(f"source must be 'auto', 'torchvision' or 'timm'; got {source!r}")
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model, info = loaders[chosen](name, weights, model_kwargs)
     freeze(model)
     model.to(device)
     prep = info["preprocessing"]
