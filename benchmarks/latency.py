@@ -1,6 +1,6 @@
 """Latency of ``TTAME.explain`` against one plain backbone forward on the same batch.
 
-    python benchmarks/latency.py [--backbones resnet50 vgg16 vit_b_16] [--batch 4] [--repeats 7] [--device cpu]
+    python benchmarks/latency.py [--backbones resnet50 vgg16 vit_b_16] [--batch 4] [--repeats 11] [--device cpu]
 
 Both are timed in the same run, interleaved (alternating which goes first) so machine
 load affects them alike; the reported ratio is the median of the per-pair ratios

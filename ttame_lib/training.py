@@ -8,7 +8,6 @@ data loader's generator), so ``resume=True`` replays the remaining epochs bit fo
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -198,7 +197,7 @@ def fit(
             if step >= steps_per_epoch:
                 break
             images = explainer.prepare(batch_images(batch))
-            with torch.autocast(device.type, enabled=amp) if amp else contextlib.nullcontext():
+            with torch.autocast(device.type, enabled=amp):
                 total, terms = explainer.loss(images)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()

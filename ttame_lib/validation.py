@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -52,7 +53,7 @@ def check_images(
         )
     lo, hi = torch.aminmax(images.detach())
     lo, hi = float(lo), float(hi)
-    if not (lo == lo and hi == hi) or abs(lo) == float("inf") or abs(hi) == float("inf"):
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise InputError("images contain NaN or infinite values")
     if lo < -_RANGE_TOLERANCE or hi > 1 + _RANGE_TOLERANCE:
         raise InputError(
