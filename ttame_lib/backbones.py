@@ -37,6 +37,7 @@ PAPER_PRESETS: dict[str, list[str]] = {
 }
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 
@@ -52,7 +53,7 @@ class Backbone:
     default_layers: list[str]
     num_classes: int
     class_names: list[str] | None = None
-    source: Literal["torchvision", "timm", "custom"] = "custom"
+    source: Literal["torchvision", "timm", "scenes", "custom"] = "custom"
     weights: str | None = None
     patch_size: tuple[int, int] | None = None
     num_prefix_tokens: int = 0
@@ -94,6 +95,60 @@ class Backbone:
         if self.class_names is None:
             return f"class {index}"
         return self.class_names[index]
+
+
+@dataclass(frozen=True)
+class SceneBackbone:
+    """A small timm architecture trained from scratch on composite scenes (weights in data/backbones/)."""
+
+    architecture: str
+    kwargs: tuple[tuple[str, Any], ...]
+    input_size: tuple[int, int]
+    weights_file: str  # relative to the repository root
+    mean: tuple[float, float, float] = _IMAGENET_MEAN
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+# The offline world's own classifiers (12 scene classes), trained by scripts/train_backbone.py.
+SCENE_BACKBONES: dict[str, SceneBackbone] = {
+    "scenes_cnn": SceneBackbone("resnet10t", (), (64, 64), "data/backbones/scenes_cnn.pth"),
+    "scenes_vit": SceneBackbone(
+        "vit_tiny_patch16_224",
+        (("img_size", 64), ("patch_size", 8), ("depth", 6), ("num_heads", 3), ("embed_dim", 192)),
+        (64, 64),
+        "data/backbones/scenes_vit.pth",
+    ),
+}
+
+
+def build_scene_model(name: str) -> nn.Module:
+    """The untrained architecture of a scene backbone, with one output per scene class."""
+    from .scenes import load_assets
+
+    spec = SCENE_BACKBONES[name]
+    return timm.create_model(spec.architecture, num_classes=len(load_assets().classes), **dict(spec.kwargs))
+
+
+def _load_scene_backbone(name: str, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
+    from .scenes import load_assets
+
+    spec = SCENE_BACKBONES[name]
+    model = build_scene_model(name)
+    info: dict[str, Any] = {"weights": None, "class_names": list(load_assets().classes)}
+    if weights is True or (isinstance(weights, str) and weights.lower() in ("default", "pretrained")):
+        weights = DATA_DIR.parent / spec.weights_file
+        if not Path(weights).is_file():
+            raise WeightsFileError(
+                f"the trained weights of {name} are missing ({weights}); restore them with `git checkout -- data/` "
+                f"or retrain with `python scripts/train_backbone.py {name}`"
+            )
+    if weights not in (None, False):
+        load_state_dict_file(model, weights, what=name)
+        info["weights"] = str(Path(weights).name)
+    info["preprocessing"] = dict(
+        crop_pct=1.0, crop=spec.input_size, mean=spec.mean, std=spec.std, interpolation="bilinear"
+    )
+    return model, info
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -372,6 +427,8 @@ def _patch_info(model: nn.Module, source: str) -> tuple[tuple[int, int] | None, 
 def list_sources(name: str) -> list[str]:
     """Which libraries provide a model of this name."""
     found = []
+    if name in SCENE_BACKBONES:
+        found.append("scenes")
     if name in torchvision.models.list_models(module=torchvision.models):
         found.append("torchvision")
     if timm.is_model(name):
@@ -383,7 +440,7 @@ def load_backbone(
     name: str,
     weights: Any = None,
     *,
-    source: Literal["auto", "torchvision", "timm"] = "auto",
+    source: Literal["auto", "torchvision", "timm", "scenes"] = "auto",
     family: Family | None = None,
     class_names: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
@@ -418,7 +475,11 @@ def load_backbone(
             + " See torchvision.models.list_models() and timm.list_models()."
         )
     chosen = sources[0]
-    loaders = {"torchvision": _load_torchvision, "timm": _load_timm}
+    loaders = {
+        "torchvision": _load_torchvision,
+        "timm": _load_timm,
+        "scenes": lambda n, w, kwargs: _load_scene_backbone(n, w),
+    }
     if chosen not in loaders:
         raise UnknownBackboneError(f"source must be 'auto', 'torchvision' or 'timm'; got {source!r}")
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
@@ -432,7 +493,11 @@ def load_backbone(
     input_size = (crop, crop) if isinstance(crop, int) else tuple(crop)
     if chosen == "torchvision" and isinstance(model, torchvision.models.VisionTransformer):
         input_size = (model.image_size, model.image_size)
-    if chosen == "timm" and hasattr(getattr(model, "patch_embed", None), "img_size") and model.patch_embed.img_size:
+    if (
+        chosen != "torchvision"
+        and hasattr(getattr(model, "patch_embed", None), "img_size")
+        and model.patch_embed.img_size
+    ):
         input_size = tuple(model.patch_embed.img_size)
     preprocessing = Preprocessing(
         input_size=input_size,
@@ -442,7 +507,7 @@ def load_backbone(
         std=prep["std"],
         interpolation=prep["interpolation"],
     )
-    patch_size, num_prefix, fixed = _patch_info(model, chosen)
+    patch_size, num_prefix, fixed = _patch_info(model, "torchvision" if chosen == "torchvision" else "timm")
     if family is None:
         family = (
             _torchvision_family(model, name)
