@@ -109,3 +109,21 @@ def test_bad_training_arguments(cnn_explainer, data):
         cnn_explainer.fit(loader(data), epochs=0, progress=False)
     with pytest.raises(InputError, match="cannot find images"):
         cnn_explainer.fit([["not", "images"]], epochs=1, progress=False)
+
+
+def test_on_epoch_end_sees_each_epoch_without_changing_the_result(small_cnn, data):
+    plain = TTAME(small_cnn)
+    plain.fit(loader(data), epochs=2, progress=False)
+    seen = []
+    watched = TTAME(small_cnn)
+    watched.fit(
+        loader(data),
+        epochs=2,
+        progress=False,
+        on_epoch_end=lambda ex, record: seen.append((record["epoch"], ex.explain(data[:2]).shape)),
+    )
+    assert seen == [(1, (2, 64, 64)), (2, (2, 64, 64))]
+    a, b = plain.attention.state_dict(), watched.attention.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain.remove_hooks()
+    watched.remove_hooks()

@@ -9,7 +9,7 @@ data loader's generator), so ``resume=True`` replays the remaining epochs bit fo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,7 @@ def fit(
     resume: bool = False,
     amp: bool | None = None,
     progress: bool = True,
+    on_epoch_end: Callable[[TTAME, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``explainer.attention``; return the per-epoch history (loss terms, lr, time).
 
@@ -126,6 +127,8 @@ def fit(
         resume: continue the run stored in ``checkpoint`` (starts fresh if it is absent).
         amp: mixed precision; default on for CUDA, off on CPU.
         progress: show a tqdm bar with the running loss terms.
+        on_epoch_end: called with (explainer, epoch record) after each epoch's checkpoint,
+            e.g. to snapshot maps; it must not change the explainer's weights.
     """
     if epochs < 1:
         raise InputError(f"epochs must be >= 1; got {epochs}")
@@ -239,5 +242,8 @@ def fit(
                 ),
                 path,
             )
+        if on_epoch_end is not None:
+            on_epoch_end(explainer, record)
+            explainer.attention.train()
     explainer.attention.eval()
     return explainer.history
