@@ -45,7 +45,8 @@ def main() -> None:
     for ax, name, fmap in zip(axes[1:4], explainer.layers, maps):
         ax.imshow(fmap[0].abs().mean(0), cmap="magma")
         ax.set_title(f"{name}: {tuple(fmap.shape[1:])}\nmean |activation|", fontsize=9)
-    overlay(image, saliency[0], axes[4], title=f"explain(): class {int(logits.argmax())}\n({trained} attention)")
+    predicted = backbone.class_name(int(logits.argmax())).split(",")[0]
+    overlay(image, saliency[0], axes[4], title=f"explain(): {predicted}\n({trained} attention)")
     for ax in axes:
         ax.axis("off")
     weights = args.weights or "random-init"

@@ -82,7 +82,7 @@ def main() -> None:
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss) * len(labels)
+            total += float(loss.detach()) * len(labels)
             seen += len(labels)
         history.append({"epoch": epoch + 1, "loss": total / seen, "seconds": round(time.perf_counter() - started, 1)})
         tqdm.write(f"epoch {epoch + 1}: loss {total / seen:.3f} ({history[-1]['seconds']}s)")
@@ -111,7 +111,8 @@ def main() -> None:
     }
     out = ROOT / spec.weights_file
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out)
+    # Half precision halves the committed file; loading casts back to float32.
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
 
