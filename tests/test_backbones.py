@@ -215,3 +215,8 @@ def test_missing_scene_backbone_weights_name_the_restore_command(monkeypatch, tm
     monkeypatch.setattr(backbones, "DATA_DIR", tmp_path / "data")
     with pytest.raises(WeightsFileError, match="train_backbone.py scenes_cnn"):
         load_backbone("scenes_cnn", weights="DEFAULT")
+
+
+def test_scene_backbones_reject_model_arguments():
+    with pytest.raises(InputError, match="no model arguments"):
+        load_backbone("scenes_cnn", num_classes=3)

@@ -25,6 +25,7 @@ from .adapter import spatial_size
 from .errors import InputError, UnknownBackboneError, WeightsFileError, WeightsUnavailableError
 from .offline_weights import PIP_WEIGHTS, load_pip_weights
 from .preprocessing import ImageLike, Preprocessing, to_pil
+from .scenes import DATA_DIR, load_assets
 
 Family = Literal["cnn", "vit"]
 
@@ -37,7 +38,6 @@ PAPER_PRESETS: dict[str, list[str]] = {
 }
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
 
@@ -106,7 +106,7 @@ class SceneBackbone:
     input_size: tuple[int, int]
     weights_file: str  # relative to the repository root
     mean: tuple[float, float, float] = _IMAGENET_MEAN
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    std: tuple[float, float, float] = _IMAGENET_STD
 
 
 # The offline world's own classifiers (12 scene classes), trained by scripts/train_backbone.py.
@@ -123,15 +123,13 @@ SCENE_BACKBONES: dict[str, SceneBackbone] = {
 
 def build_scene_model(name: str) -> nn.Module:
     """The untrained architecture of a scene backbone, with one output per scene class."""
-    from .scenes import load_assets
-
     spec = SCENE_BACKBONES[name]
     return timm.create_model(spec.architecture, num_classes=len(load_assets().classes), **dict(spec.kwargs))
 
 
-def _load_scene_backbone(name: str, weights: Any) -> tuple[nn.Module, dict[str, Any]]:
-    from .scenes import load_assets
-
+def _load_scene_backbone(name: str, weights: Any, model_kwargs: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    if model_kwargs:
+        raise InputError(f"{name} has a fixed architecture; it takes no model arguments (got {sorted(model_kwargs)})")
     spec = SCENE_BACKBONES[name]
     model = build_scene_model(name)
     info: dict[str, Any] = {"weights": None, "class_names": list(load_assets().classes)}
@@ -478,7 +476,7 @@ def load_backbone(
     loaders = {
         "torchvision": _load_torchvision,
         "timm": _load_timm,
-        "scenes": lambda n, w, kwargs: _load_scene_backbone(n, w),
+        "scenes": _load_scene_backbone,
     }
     if chosen not in loaders:
         raise UnknownBackboneError(f"source must be 'auto', 'torchvision' or 'timm'; got {source!r}")
