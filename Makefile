@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The venv's bin first on PATH, so Jupyter kernels started by papermill/nbval use the venv.
 RUN := PATH="$(BIN):$$PATH" MPLBACKEND=Agg
 
-.PHONY: setup test notebooks notebooks-inplace bench lint clean
+.PHONY: setup test notebooks notebooks-inplace bench backbones explainers lint clean
 
 setup: $(STAMP)
 
@@ -28,9 +28,21 @@ notebooks: setup
 notebooks-inplace: setup
 	$(RUN) $(BIN)/python scripts/run_notebooks.py --inplace
 
-## Benchmarks: JSON and Markdown under outputs/bench/.
+## Benchmarks: JSON and Markdown under outputs/bench/ (latency of explain on the paper's
+## backbones; then every metric for T-TAME and the baselines on the offline world, ~15 min).
 bench: setup
 	$(RUN) $(BIN)/python benchmarks/latency.py
+	$(RUN) $(BIN)/python benchmarks/evaluate.py
+
+## Retrain the offline world's shipped models (overwrites data/; each run alone on the CPU).
+backbones: setup
+	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_cnn --epochs 40 --scenes-per-epoch 4000 --lr 3e-3
+	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_vit --epochs 40 --scenes-per-epoch 4000 --lr 1e-3
+
+explainers: setup
+	$(RUN) $(BIN)/python scripts/train_explainer.py scenes_cnn --size 64 --train-scenes 3000 --epochs 3 --batch-size 32
+	$(RUN) $(BIN)/python scripts/train_explainer.py scenes_vit --size 64 --train-scenes 3000 --epochs 3 --batch-size 32
+	$(RUN) $(BIN)/python scripts/train_explainer.py tf_efficientnet_lite0 --size 224 --train-scenes 4800 --epochs 2
 
 lint: setup
 	$(BIN)/ruff check .

@@ -65,3 +65,17 @@ def show_explanations(images: torch.Tensor, maps: torch.Tensor, titles: Sequence
         overlay(images[i], maps[i], axes[1, i], title=titles[i] if titles else "")
     fig.tight_layout()
     return fig
+
+
+def compare_methods(rows: Sequence[dict], metrics: Sequence[tuple[str, str]], size: float = 3.2):
+    """One bar chart per metric, one bar per method (``rows`` as returned for each method by
+    :func:`ttame_lib.evaluation.evaluate_explainer`, with a ``"method"`` key)."""
+    methods = [row["method"] for row in rows]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(size * len(metrics), size), squeeze=False)
+    colours = ["tab:red" if m == "ttame" else "tab:gray" for m in methods]
+    for ax, (key, label) in zip(axes[0], metrics):
+        ax.bar(range(len(rows)), [row[key] for row in rows], color=colours)
+        ax.set_xticks(range(len(rows)), methods, rotation=60, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=10)
+    fig.tight_layout()
+    return fig
