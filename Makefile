@@ -37,12 +37,12 @@ bench: setup
 ## Retrain the offline world's shipped models (overwrites data/; each run alone on the CPU).
 backbones: setup
 	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_cnn --epochs 40 --scenes-per-epoch 4000 --lr 3e-3
-	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_vit --epochs 40 --scenes-per-epoch 4000 --lr 1e-3
+	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_vit --epochs 40 --scenes-per-epoch 4000 --lr 5e-4 --teacher scenes_cnn
 
 explainers: setup
-	$(RUN) $(BIN)/python scripts/train_explainer.py scenes_cnn --size 64 --train-scenes 3000 --epochs 3 --batch-size 32
-	$(RUN) $(BIN)/python scripts/train_explainer.py scenes_vit --size 64 --train-scenes 3000 --epochs 3 --batch-size 32
-	$(RUN) $(BIN)/python scripts/train_explainer.py tf_efficientnet_lite0 --size 224 --train-scenes 4800 --epochs 2
+	$(RUN) $(BIN)/python scripts/train_explainer.py scenes_cnn --size 64 --train-scenes 6000 --epochs 4 --batch-size 32
+	$(RUN) $(BIN)/python scripts/train_explainer.py scenes_vit --size 64 --train-scenes 4000 --epochs 4 --batch-size 32
+	$(RUN) $(BIN)/python scripts/train_explainer.py tf_efficientnet_lite0 --size 224 --train-scenes 4800 --epochs 2 --batch-size 16
 
 lint: setup
 	$(BIN)/ruff check .

@@ -114,7 +114,17 @@ SCENE_BACKBONES: dict[str, SceneBackbone] = {
     "scenes_cnn": SceneBackbone("resnet10t", (), (64, 64), "data/backbones/scenes_cnn.pth"),
     "scenes_vit": SceneBackbone(
         "vit_tiny_patch16_224",
-        (("img_size", 64), ("patch_size", 8), ("depth", 6), ("num_heads", 3), ("embed_dim", 192)),
+        # Average pooling of the patch tokens (the class token is still there, as in a standard ViT):
+        # pooling by average is the usual choice for ViTs trained from scratch on little data
+        # (Beyer et al. 2022, "Better plain ViT baselines for ImageNet-1k").
+        (
+            ("img_size", 64),
+            ("patch_size", 8),
+            ("depth", 6),
+            ("num_heads", 3),
+            ("embed_dim", 192),
+            ("global_pool", "avg"),
+        ),
         (64, 64),
         "data/backbones/scenes_vit.pth",
     ),
