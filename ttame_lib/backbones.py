@@ -26,6 +26,7 @@ from .errors import InputError, UnknownBackboneError, WeightsFileError, WeightsU
 from .offline_weights import PIP_WEIGHTS, load_pip_weights
 from .preprocessing import ImageLike, Preprocessing, to_pil
 from .scenes import DATA_DIR, load_assets
+from .validation import check_images
 
 Family = Literal["cnn", "vit"]
 
@@ -80,6 +81,14 @@ class Backbone:
     def preprocess(self, image: ImageLike) -> torch.Tensor:
         """Path / PIL / array -> (3, H, W) float tensor in [0, 1] at the backbone's input size."""
         return self.preprocessing.transform()(to_pil(image))
+
+    def check_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Validate [0, 1] images for this backbone (fixed input size, ViT patch multiple); returns them."""
+        return check_images(
+            images,
+            fixed_size=self.input_size if self.fixed_input_size else None,
+            patch_size=self.patch_size if self.family == "vit" else None,
+        )
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ from .adapter import tokens_to_grid
 from .backbones import Backbone
 from .errors import InputError, LayerNotFoundError
 from .masking import mask_images, minmax_normalize, upsample
-from .validation import check_images, resolve_classes
+from .validation import resolve_classes
 
 CAM_METHODS: dict[str, type] = {
     "gradcam": pytorch_grad_cam.GradCAM,
@@ -43,12 +43,7 @@ CAM_METHODS: dict[str, type] = {
 
 
 def _prepare(backbone: Backbone, images: torch.Tensor) -> torch.Tensor:
-    check_images(
-        images,
-        fixed_size=backbone.input_size if backbone.fixed_input_size else None,
-        patch_size=backbone.patch_size if backbone.family == "vit" else None,
-    )
-    return images.to(backbone.device)
+    return backbone.check_images(images).to(backbone.device)
 
 
 def _single_classes(classes: Any, logits: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ from .errors import CheckpointError, LayoutError
 from .features import FeatureExtractor
 from .loss import LossWeights, TTAMELoss
 from .masking import mask_images, minmax_normalize, upsample
-from .validation import check_images, resolve_classes
+from .validation import resolve_classes
 
 
 class TTAME:
@@ -112,12 +112,7 @@ class TTAME:
     # ------------------------------------------------------------------ forward pieces
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Validate [0, 1] images and move them to the explainer's device."""
-        bb = self.backbone
-        check_images(
-            images,
-            fixed_size=bb.input_size if bb.fixed_input_size else None,
-            patch_size=bb.patch_size if bb.family == "vit" else None,
-        )
+        self.backbone.check_images(images)
         return images.to(self.device)
 
     def backbone_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
