@@ -220,3 +220,17 @@ def test_missing_scene_backbone_weights_name_the_restore_command(monkeypatch, tm
 def test_scene_backbones_reject_model_arguments():
     with pytest.raises(InputError, match="no model arguments"):
         load_backbone("scenes_cnn", num_classes=3)
+
+
+def test_scene_backbone_report_describes_the_committed_weights(monkeypatch, tmp_path):
+    import ttame_lib.backbones as backbones
+
+    for name in ("scenes_cnn", "scenes_vit"):
+        report = backbones.scene_backbone_report(name)
+        assert report["name"] == name and report["architecture"] == backbones.SCENE_BACKBONES[name].architecture
+        assert 0 < report["accuracy_heldout_compositions"] <= 1
+    with pytest.raises(UnknownBackboneError, match="scenes_cnn"):
+        backbones.scene_backbone_report("resnet18")
+    monkeypatch.setattr(backbones, "DATA_DIR", tmp_path / "data")
+    with pytest.raises(WeightsFileError, match="git checkout"):
+        backbones.scene_backbone_report("scenes_vit")

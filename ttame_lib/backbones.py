@@ -9,6 +9,7 @@ otherwise) that the user can override with ``TTAME(backbone, layers=[...])``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -144,6 +145,22 @@ def build_scene_model(name: str) -> nn.Module:
     """The untrained architecture of a scene backbone, with one output per scene class."""
     spec = SCENE_BACKBONES[name]
     return timm.create_model(spec.architecture, num_classes=len(load_assets().classes), **dict(spec.kwargs))
+
+
+def scene_backbone_report(name: str) -> dict[str, Any]:
+    """The JSON report written when the committed weights of a scene backbone were trained.
+
+    It holds the training command, time and loss history, and the accuracy on held-out
+    compositions and held-out object instances.
+    """
+    if name not in SCENE_BACKBONES:
+        raise UnknownBackboneError(f"{name!r} is not a scene backbone; choose one of {sorted(SCENE_BACKBONES)}")
+    path = (DATA_DIR.parent / SCENE_BACKBONES[name].weights_file).with_suffix(".json")
+    if not path.is_file():
+        raise WeightsFileError(
+            f"the training report of {name} is missing ({path}); restore it with `git checkout -- data/`"
+        )
+    return json.loads(path.read_text())
 
 
 def _load_scene_backbone(name: str, weights: Any, model_kwargs: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:

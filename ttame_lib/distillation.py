@@ -1,0 +1,98 @@
+"""Distilling a trained scene backbone into another: soft logits and dense feature maps.
+
+Used by ``scripts/train_backbone.py`` to train the offline world's small ViT, which learns
+slowly from labels alone on a CPU budget (no ImageNet pretraining is available offline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .adapter import tokens_to_grid
+from .errors import InputError
+from .features import FeatureExtractor
+
+DISTILL_T = 2.0  # distillation temperature (Hinton et al. 2015)
+
+
+def logit_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = DISTILL_T):
+    """KL(teacher || student) of the temperature-softened class probabilities, scaled by T² (Hinton et al. 2015)."""
+    target = F.log_softmax(teacher_logits / temperature, dim=1)
+    student = F.log_softmax(student_logits / temperature, dim=1)
+    return temperature**2 * F.kl_div(student, target, log_target=True, reduction="batchmean")
+
+
+def parse_layer_pairs(pairs: Sequence[str]) -> list[tuple[str, str]]:
+    """``["blocks.5:layer4", ...]`` -> ``[("blocks.5", "layer4"), ...]``, with a clear error on a malformed pair."""
+    parsed = []
+    for pair in pairs:
+        student, sep, teacher = pair.partition(":")
+        if not sep or not student or not teacher:
+            raise InputError(f"expected STUDENT_LAYER:TEACHER_LAYER, e.g. blocks.5:layer4; got {pair!r}")
+        parsed.append((student, teacher))
+    return parsed
+
+
+class FeatureDistillation(nn.Module):
+    """Dense feature distillation (FitNets, Romero et al. 2015): student maps regress the teacher's.
+
+    Each (student layer, teacher layer) pair gets a trainable 1x1 projection; the student map
+    (ViT tokens are laid out on their patch grid first) is average-pooled to the teacher's
+    grid and compared, by mean squared error, with the teacher map normalised per position.
+    A label says only *which* class a scene shows; the teacher's map says, at every position,
+    what a network that already learned locality sees there, which is the inductive bias a
+    small ViT lacks. Written here: no installed library offers it for arbitrary timm students and teachers.
+    The projections are discarded after training: the saved student is a plain timm model.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        pairs: Sequence[tuple[str, str]],
+        input_size: tuple[int, int],
+    ):
+        super().__init__()
+        if not pairs:
+            raise InputError("feature distillation needs at least one (student layer, teacher layer) pair")
+        self.student = FeatureExtractor(student, [s for s, _ in pairs], "student")
+        # Several student layers may learn from the same teacher layer: hook each teacher layer once.
+        teacher_layers = list(dict.fromkeys(t for _, t in pairs))
+        self.target_index = [teacher_layers.index(t) for _, t in pairs]
+        self.teacher = FeatureExtractor(teacher.eval(), teacher_layers, "teacher")
+        self.grid = tuple(getattr(getattr(student, "patch_embed", None), "grid_size", ()))
+        self.prefix = int(getattr(student, "num_prefix_tokens", 0))
+        probe = torch.zeros(1, 3, *input_size)  # shapes only: one forward of each network tells the channel counts
+        with torch.no_grad():
+            student_maps = [self._spatial(f) for f in self.student(probe)[1]]
+            teacher_maps = [self.teacher(probe)[1][i] for i in self.target_index]
+        for (_, name), feature in zip(pairs, teacher_maps):
+            if feature.ndim != 4:
+                raise InputError(f"teacher layer {name!r} gives shape {tuple(feature.shape)}; pick a (B, C, H, W) map")
+        self.projections = nn.ModuleList(
+            nn.Conv2d(s.shape[1], t.shape[1], kernel_size=1) for s, t in zip(student_maps, teacher_maps)
+        )
+
+    def _spatial(self, feature: torch.Tensor) -> torch.Tensor:
+        if feature.ndim == 3 and len(self.grid) != 2:
+            raise InputError("the student emits tokens but has no patch_embed.grid_size to lay them out on")
+        return tokens_to_grid(feature, self.grid, self.prefix) if feature.ndim == 3 else feature
+
+    def forward(
+        self, student_inputs: torch.Tensor, teacher_inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(student logits, teacher logits, mean feature loss over the pairs)."""
+        with torch.no_grad():
+            teacher_logits, teacher_maps = self.teacher(teacher_inputs)
+            targets = [teacher_maps[i] for i in self.target_index]
+        logits, features = self.student(student_inputs)
+        loss = student_inputs.new_zeros(())
+        for projection, feature, target in zip(self.projections, features, targets):
+            pooled = F.adaptive_avg_pool2d(projection(self._spatial(feature)), target.shape[-2:])
+            normalised = F.layer_norm(target.permute(0, 2, 3, 1), target.shape[1:2]).permute(0, 3, 1, 2)
+            loss = loss + F.mse_loss(pooled, normalised)
+        return logits, teacher_logits, loss / len(self.projections)
