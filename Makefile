@@ -35,9 +35,11 @@ bench: setup
 	$(RUN) $(BIN)/python benchmarks/evaluate.py
 
 ## Retrain the offline world's shipped models (overwrites data/; each run alone on the CPU).
+## scenes_vit distils from scenes_cnn, so the CNN comes first.
 backbones: setup
 	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_cnn --epochs 40 --scenes-per-epoch 4000 --lr 3e-3
-	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_vit --epochs 40 --scenes-per-epoch 4000 --lr 5e-4 --teacher scenes_cnn
+	$(RUN) $(BIN)/python scripts/train_backbone.py scenes_vit --epochs 30 --scenes-per-epoch 4000 --lr 1e-3 --teacher scenes_cnn \
+		--feature-distill blocks.2:layer2 blocks.4:layer3 blocks.5:layer4 --feature-weight 50
 
 explainers: setup
 	$(RUN) $(BIN)/python scripts/train_explainer.py scenes_cnn --size 64 --train-scenes 6000 --epochs 4 --batch-size 32
