@@ -223,6 +223,8 @@ def main() -> None:
             resume_file,
         )
     seconds = time.perf_counter() - started
+    if distiller is not None:
+        distiller.remove()
     scores = heldout_accuracies(model, args.name, args.eval_scenes, args.seed)
     report = {
         "name": args.name,

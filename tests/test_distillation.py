@@ -49,6 +49,9 @@ def test_feature_distillation_trains_the_student_only_and_its_loss_falls():
     for name, value in teacher.state_dict().items():
         assert torch.equal(value, teacher_before[name]), name
     assert not teacher.training
+    distiller.remove()
+    for network in (student, teacher):
+        assert all(not m._forward_hooks for m in network.modules())
 
 
 def test_feature_distillation_errors_name_the_problem():

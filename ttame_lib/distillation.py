@@ -96,3 +96,8 @@ class FeatureDistillation(nn.Module):
             normalised = F.layer_norm(target.permute(0, 2, 3, 1), target.shape[1:2]).permute(0, 3, 1, 2)
             loss = loss + F.mse_loss(pooled, normalised)
         return logits, teacher_logits, loss / len(self.projections)
+
+    def remove(self) -> None:
+        """Unhook both networks (they are left exactly as they were)."""
+        self.student.remove()
+        self.teacher.remove()
