@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapter import tokens_to_grid
+from .adapter import FeatureMapAdapter, infer_layout
+from .backbones import _patch_info
 from .errors import InputError
 from .features import FeatureExtractor
 
@@ -64,23 +65,28 @@ class FeatureDistillation(nn.Module):
         teacher_layers = list(dict.fromkeys(t for _, t in pairs))
         self.target_index = [teacher_layers.index(t) for _, t in pairs]
         self.teacher = FeatureExtractor(teacher.eval(), teacher_layers, "teacher")
-        self.grid = tuple(getattr(getattr(student, "patch_embed", None), "grid_size", ()))
-        self.prefix = int(getattr(student, "num_prefix_tokens", 0))
         probe = torch.zeros(1, 3, *input_size)  # shapes only: one forward of each network tells the channel counts
         with torch.no_grad():
-            student_maps = [self._spatial(f) for f in self.student(probe)[1]]
-            teacher_maps = [self.teacher(probe)[1][i] for i in self.target_index]
+            student_outputs = self.student(probe)[1]
+            teacher_outputs = self.teacher(probe)[1]
+        teacher_maps = [teacher_outputs[i] for i in self.target_index]
         for (_, name), feature in zip(pairs, teacher_maps):
             if feature.ndim != 4:
                 raise InputError(f"teacher layer {name!r} gives shape {tuple(feature.shape)}; pick a (B, C, H, W) map")
+        # The student's outputs become maps the way T-TAME's own do (ViT tokens on their patch grid).
+        patch_size, prefix, _ = _patch_info(student, "timm")
+        self.student_maps = FeatureMapAdapter(
+            layouts=[
+                infer_layout(f.shape, input_size, patch_size is not None, n)
+                for (n, _), f in zip(pairs, student_outputs)
+            ],
+            patch_size=patch_size,
+            num_prefix_tokens=prefix,
+        )
+        student_maps = self.student_maps(student_outputs, input_size)
         self.projections = nn.ModuleList(
             nn.Conv2d(s.shape[1], t.shape[1], kernel_size=1) for s, t in zip(student_maps, teacher_maps)
         )
-
-    def _spatial(self, feature: torch.Tensor) -> torch.Tensor:
-        if feature.ndim == 3 and len(self.grid) != 2:
-            raise InputError("the student emits tokens but has no patch_embed.grid_size to lay them out on")
-        return tokens_to_grid(feature, self.grid, self.prefix) if feature.ndim == 3 else feature
 
     def forward(
         self, student_inputs: torch.Tensor, teacher_inputs: torch.Tensor
@@ -88,13 +94,14 @@ class FeatureDistillation(nn.Module):
         """(student logits, teacher logits, mean feature loss over the pairs)."""
         with torch.no_grad():
             teacher_logits, teacher_maps = self.teacher(teacher_inputs)
-            targets = [teacher_maps[i] for i in self.target_index]
+            # Targets normalised per position, once per teacher layer even when several pairs share it.
+            normalised = [F.layer_norm(m.permute(0, 2, 3, 1), m.shape[1:2]).permute(0, 3, 1, 2) for m in teacher_maps]
         logits, features = self.student(student_inputs)
+        maps = self.student_maps(features, tuple(student_inputs.shape[-2:]))
         loss = student_inputs.new_zeros(())
-        for projection, feature, target in zip(self.projections, features, targets):
-            pooled = F.adaptive_avg_pool2d(projection(self._spatial(feature)), target.shape[-2:])
-            normalised = F.layer_norm(target.permute(0, 2, 3, 1), target.shape[1:2]).permute(0, 3, 1, 2)
-            loss = loss + F.mse_loss(pooled, normalised)
+        for projection, feature, index in zip(self.projections, maps, self.target_index):
+            target = normalised[index]
+            loss = loss + F.mse_loss(F.adaptive_avg_pool2d(projection(feature), target.shape[-2:]), target)
         return logits, teacher_logits, loss / len(self.projections)
 
     def remove(self) -> None:
