@@ -7,7 +7,7 @@ from ttame_lib.attention import fused_size
 
 
 def literal_attention(mech: AttentionMechanism, maps):
-    """METHOD.md word for word: branch, upsample to the common size, concatenate, fuse, sigmoid."""
+    """docs/method.md word for word: branch, upsample to the common size, concatenate, fuse, sigmoid."""
     size = fused_size([tuple(m.shape[-2:]) for m in maps], mech.max_size)
     outs = []
     for branch, x in zip(mech.branches, maps):

@@ -30,7 +30,7 @@ def test_total_loss_combines_terms_with_paper_lambdas():
     logits = torch.tensor([[2.0, 0.0]])
     targets = torch.tensor([0])
     maps = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]])
-    total, terms = TTAMELoss()(logits, targets, maps)
+    total, terms = TTAMELoss(regularize="own")(logits, targets, maps)
     ce = math.log(1 + math.exp(-2.0))
     area = sum((v + 0.0005) ** 0.3 for v in (0.0, 1.0, 2.0, 3.0)) / 4
     tv = (8 + 2 + 0.3 * 14) / 2
@@ -43,6 +43,6 @@ def test_total_loss_combines_terms_with_paper_lambdas():
 def test_lambdas_are_parameters():
     weights = LossWeights(tv=0.0, area=1.0, ce=0.0, area_power=1.0)
     maps = torch.full((1, 4, 4), 0.5)
-    total, _ = TTAMELoss(weights)(torch.zeros(1, 3), torch.tensor([1]), maps)
+    total, _ = TTAMELoss(weights, regularize="own")(torch.zeros(1, 3), torch.tensor([1]), maps)
     assert total.item() == pytest.approx(0.5005)
     assert LossWeights() == LossWeights(tv=0.01, area=2.0, ce=1.5, area_power=0.3)

@@ -19,7 +19,7 @@ from .errors import (  # noqa: E402
 from .explainer import TTAME  # noqa: E402
 from .features import FeatureExtractor  # noqa: E402
 from .loss import LossWeights, TTAMELoss, area_loss, total_variation  # noqa: E402
-from .masking import mask_images, minmax_normalize, upsample  # noqa: E402
+from .masking import explanation_maps, mask_images, minmax_normalize, upsample  # noqa: E402
 from .preprocessing import Preprocessing, load_image  # noqa: E402
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "infer_layout",
     "load_backbone",
     "load_image",
+    "explanation_maps",
     "mask_images",
     "minmax_normalize",
     "tokens_to_grid",

@@ -28,7 +28,7 @@ def tokens_to_grid(
     """(B, prefix + h*w, D) tokens -> (B, D, h, w); patch token k lands at (k // w, k % w).
 
     With ``gate_with_class_token`` the patch tokens are multiplied channel-wise by the first
-    prefix token (the class token) before reshaping: METHOD.md's adapter variant.
+    prefix token (the class token) before reshaping: docs/method.md's adapter variant.
     """
     if tokens.ndim != 3:
         raise LayoutError(f"expected tokens of shape (B, L, D); got {tuple(tokens.shape)}")

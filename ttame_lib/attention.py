@@ -1,4 +1,4 @@
-"""The multi-branch attention mechanism of T-TAME (METHOD.md, "Attention mechanism")."""
+"""The multi-branch attention mechanism of T-TAME (docs/method.md, "Attention mechanism")."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class AttentionMechanism(nn.Module):
 
     ``forward(maps)`` returns every class map (B, K, h, w); ``forward(maps, classes)`` only
     the requested ones: (B, h, w) for ``classes`` of shape (B,), (B, k, h, w) for (B, k).
+    :meth:`fused_logits` is the same before the sigmoid: explanations are made from it.
 
     Implementation note (why this is not literally "upsample, concatenate, fuse"): bilinear
     upsampling acts on each channel independently and the fusion is a 1x1 convolution, so
@@ -53,6 +54,11 @@ class AttentionMechanism(nn.Module):
         self.fuse = nn.Conv2d(sum(self.channels), self.num_classes, kernel_size=1, bias=True)
 
     def forward(self, feature_maps: Sequence[torch.Tensor], classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention maps in (0, 1): the sigmoid of :meth:`fused_logits` (used as masks in training)."""
+        return torch.sigmoid(self.fused_logits(feature_maps, classes))
+
+    def fused_logits(self, feature_maps: Sequence[torch.Tensor], classes: torch.Tensor | None = None) -> torch.Tensor:
+        """The fusion convolution's output (before the sigmoid), shaped as :meth:`forward`'s."""
         if len(feature_maps) != len(self.branches):
             raise ValueError(f"expected {len(self.branches)} feature maps, got {len(feature_maps)}")
         size = fused_size([tuple(f.shape[-2:]) for f in feature_maps], self.max_size)
@@ -73,5 +79,4 @@ class AttentionMechanism(nn.Module):
             if tuple(part.shape[-2:]) != size:
                 part = F.interpolate(part, size=size, mode="bilinear", align_corners=False)
             logits = logits + part
-        maps = torch.sigmoid(logits)
-        return maps.squeeze(1) if single else maps
+        return logits.squeeze(1) if single else logits

@@ -31,7 +31,7 @@ from .validation import check_images
 
 Family = Literal["cnn", "vit"]
 
-# The layers the authors hook (METHOD.md). torchvision names the LayerNorm that opens an
+# The layers the authors hook (docs/method.md). torchvision names the LayerNorm that opens an
 # encoder block ``ln_1``; it is what the paper calls ``encoder_layer_N.ln``.
 PAPER_PRESETS: dict[str, list[str]] = {
     "vgg16": ["features.16", "features.23", "features.30"],

@@ -17,7 +17,7 @@ from .checkpoint import FORMAT, FORMAT_VERSION, atomic_save, check_compatible, r
 from .errors import CheckpointError, LayoutError
 from .features import FeatureExtractor
 from .loss import LossWeights, TTAMELoss
-from .masking import mask_images, minmax_normalize, upsample
+from .masking import explanation_maps, mask_images, upsample
 from .validation import resolve_classes
 
 
@@ -40,6 +40,7 @@ class TTAME:
         gate_with_class_token: bool = False,
         max_size: int = 56,
         loss_weights: LossWeights | None = None,
+        regularize: str = "batch",
         layouts: dict[str, Layout] | None = None,
         seed: int = 0,
     ):
@@ -56,7 +57,7 @@ class TTAME:
         if gate_with_class_token and "tokens" not in self.adapter.layouts:
             raise LayoutError("gate_with_class_token only applies to ViT token layers; none of the layers emits tokens")
         self.gate_with_class_token = gate_with_class_token
-        self.loss_fn = TTAMELoss(loss_weights)
+        self.loss_fn = TTAMELoss(loss_weights, regularize)
         self.seed = seed
         # Initialise from the seed without disturbing the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
@@ -64,6 +65,11 @@ class TTAME:
             self.attention = AttentionMechanism([c for _, c in self.layouts], backbone.num_classes, max_size)
         self.attention.to(backbone.device)
         self.history: list[dict[str, float]] = []
+        # How many training targets each class has had: an explainer only knows the classes it saw.
+        # None until the first training step (and for checkpoints written before it was recorded).
+        self.target_counts: torch.Tensor | None = None
+        self.min_targets = 20
+        self._warned_classes: set[int] = set()
 
     # ------------------------------------------------------------------ set-up
     @torch.no_grad()
@@ -126,12 +132,45 @@ class TTAME:
         return self.backbone.model(mask_images(images, masks, self.family, self.backbone.normalize))
 
     def loss(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The T-TAME loss for a batch; targets are the backbone's own predictions."""
+        """The T-TAME loss for a batch; targets are the backbone's own predictions.
+
+        Each image is masked by its own target's map for the cross-entropy; the area and TV terms
+        see the maps of ``self.loss_fn.regularize``'s scope (B x B for the paper's ``"batch"``).
+        """
         with torch.no_grad():
             logits, features = self.backbone_forward(images)
         targets = logits.argmax(dim=1)
-        maps = self.attention(features, targets)
-        return self.loss_fn(self.masked_logits(images, maps), targets, maps)
+        if self.attention.training:  # a training step: these targets teach their classes' maps
+            self._count_targets(targets)
+        if self.loss_fn.regularize == "batch":
+            batch = targets.shape[0]
+            maps = self.attention(features, targets.expand(batch, batch))  # maps[i, j]: target j on image i
+            own = maps.diagonal(dim1=0, dim2=1).permute(2, 0, 1)  # (B, h, w): maps[b, b]
+        else:
+            maps = own = self.attention(features, targets)
+        return self.loss_fn(self.masked_logits(images, own), targets, maps)
+
+    def _count_targets(self, targets: torch.Tensor) -> None:
+        counts = torch.bincount(targets.detach().cpu(), minlength=self.attention.num_classes)
+        self.target_counts = counts if self.target_counts is None else self.target_counts + counts
+
+    def _warn_untrained(self, chosen: torch.Tensor) -> None:
+        """Warn once per class when asked to explain a class with fewer than ``min_targets`` training targets."""
+        if self.target_counts is None:
+            return
+        for cls in sorted(set(chosen.flatten().tolist()) - self._warned_classes):
+            count = int(self.target_counts[cls])
+            if count < self.min_targets:
+                self._warned_classes.add(cls)
+                what = "never a training target" if count == 0 else f"a training target only {count} time"
+                what += "s" if count > 1 else ""
+                warnings.warn(
+                    f"class {cls} ({self.backbone.class_name(cls)!r}) was {what} for this explainer "
+                    f"(fewer than {self.min_targets}): its map is barely trained and may be noise. An explainer only "
+                    "knows the classes it saw; train on images of this class, or see ttame_lib.diagnostics."
+                    "class_coverage(explainer).",
+                    stacklevel=4,  # the caller of explain() (which torch.no_grad wraps once)
+                )
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
@@ -151,15 +190,16 @@ class TTAME:
             return_logits: also return the backbone's logits (B, num_classes).
 
         Returns:
-            (B, H, W) maps, or (B, k, H, W) for (B, k) classes; each map min-max
-            normalised to [0, 1] (a constant map becomes zeros).
+            (B, H, W) maps, or (B, k, H, W) for (B, k) classes: the fused map *before* the
+            sigmoid, min-max normalised to [0, 1] per map at the attention resolution, then
+            upsampled bilinearly (a constant map becomes zeros).
         """
         images = self.prepare(images)
         self.attention.eval()
         logits, features = self.backbone_forward(images)
         chosen = resolve_classes(classes, logits)
-        maps = self.attention(features, chosen)
-        maps = minmax_normalize(upsample(maps, tuple(images.shape[-2:])))
+        self._warn_untrained(chosen)
+        maps = explanation_maps(self.attention.fused_logits(features, chosen), tuple(images.shape[-2:]))
         return (maps, logits) if return_logits else maps
 
     def fit(self, train_loader: Iterable, epochs: int = 8, **kwargs: Any) -> list[dict[str, float]]:
@@ -187,6 +227,7 @@ class TTAME:
             "gate_with_class_token": self.gate_with_class_token,
             "max_size": self.attention.max_size,
             "loss_weights": self.loss_fn.weights.to_dict(),
+            "regularize": self.loss_fn.regularize,
         }
 
     def checkpoint_state(self, training: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -198,6 +239,7 @@ class TTAME:
             "meta": self.metadata(),
             "attention": {k: v.detach().cpu() for k, v in self.attention.state_dict().items()},
             "history": list(self.history),
+            "target_counts": self.target_counts,
             "training": training,
         }
 
@@ -217,6 +259,9 @@ class TTAME:
             )
         self.attention.load_state_dict(data["attention"])
         self.history = list(data.get("history") or [])
+        counts = data.get("target_counts")
+        self.target_counts = None if counts is None else counts.clone()
+        self._warned_classes = set()
 
     @classmethod
     def load(cls, path: str | Path, backbone: Backbone) -> TTAME:
@@ -235,6 +280,8 @@ class TTAME:
             gate_with_class_token=meta["gate_with_class_token"],
             max_size=meta["max_size"],
             loss_weights=LossWeights(**meta["loss_weights"]),
+            # Checkpoints from before the option existed were trained with each image's own map.
+            regularize=meta.get("regularize", "own"),
             layouts=dict(zip(meta["layers"], meta["layouts"], strict=True)),
         )
         explainer.load_state(data, path)

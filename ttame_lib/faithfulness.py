@@ -1,6 +1,6 @@
 """Faithfulness metrics: does the classifier's confidence follow what the map says matters?
 
-- AD / IC (METHOD.md): keep the top 100 / 50 / 15 % of pixels as a *soft* mask (the map's own
+- AD / IC (docs/method.md): keep the top 100 / 50 / 15 % of pixels as a *soft* mask (the map's own
   values above its quantile), classify the masked image and compare the probability of the
   originally predicted class with the unmasked one.
 - ROAD (Rong et al. 2022): remove the most (MoRF) or least (LeRF) relevant p % of pixels, fill
@@ -20,7 +20,6 @@ import torch
 from .backbones import Backbone
 from .errors import InputError
 from .imputation import Solver, linear_impute
-from .masking import mask_images
 from .metrics import check_maps
 from .validation import check_images, resolve_classes
 
@@ -52,7 +51,7 @@ def _check_inputs(images: torch.Tensor, maps: torch.Tensor, *, unit_range: bool)
 
 def keep_masks(maps: torch.Tensor, percent: float) -> torch.Tensor:
     """Soft masks keeping the top ``percent`` % of each map: values below the map's own
-    (1 - percent/100) quantile become 0, the rest keep their value (METHOD.md).
+    (1 - percent/100) quantile become 0, the rest keep their value (docs/method.md).
 
     All pixels tied at the threshold are kept; a constant map therefore keeps every pixel at
     its (constant) value at every level: a map that ranks nothing removes nothing.
@@ -117,8 +116,9 @@ def confidence_drop(
 ) -> ConfidenceResult:
     """Probabilities of the class (default: the predicted one) on full and soft-masked images.
 
-    Masking uses the backbone family's domain (METHOD.md): raw image for CNNs, normalised
-    image for ViTs. All levels of a batch go through the backbone in one forward.
+    The soft masks multiply the raw [0, 1] image for every backbone, ViTs included, and the
+    result is then normalised (the paper's evaluation; only ViT *training* masks the normalised
+    image). All levels of a batch go through the backbone in one forward.
     """
     levels = _check_percents(percents, allow_100=True)
     _check_inputs(images, maps, unit_range=True)
@@ -129,7 +129,7 @@ def confidence_drop(
         raise InputError("confidence_drop takes one class per image")
     original = logits.softmax(dim=1).gather(1, chosen.view(-1, 1)).squeeze(1)
     masks = torch.cat([keep_masks(maps, p) for p in levels])
-    inputs = mask_images(images.repeat(len(levels), 1, 1, 1), masks, backbone.family, backbone.normalize)
+    inputs = backbone.normalize(images.repeat(len(levels), 1, 1, 1) * masks.unsqueeze(1))
     probs = _probabilities(backbone, inputs, chosen.repeat(len(levels))).view(len(levels), -1)
     return ConfidenceResult(original, {p: probs[i] for i, p in enumerate(levels)})
 
@@ -204,9 +204,10 @@ def road(
     """ROAD: does the top-1 prediction survive removing p % of pixels ranked by the map?
 
     MoRF (most relevant first): lower is better. LeRF (least relevant first): higher is better.
-    Imputation works on the normalised model input, as in the reference implementation. All
-    levels and orders of a batch are imputed and classified together. Deterministic by ``seed``.
-    With ``return_images`` the imputed model inputs come back too, keyed by (order, percent).
+    Imputation (and its noise) works where the reference code works: on the raw [0, 1] image for
+    CNNs, on the normalised model input for ViTs. All levels and orders of a batch are imputed
+    and classified together. Deterministic by ``seed``. With ``return_images`` the imputed
+    *model inputs* (normalised) come back too, keyed by (order, percent).
     """
     levels = _check_percents(percents, allow_100=False)
     _check_inputs(images, maps, unit_range=False)
@@ -217,7 +218,11 @@ def road(
     keys = [(order, p) for order in orders for p in levels]
     removed = torch.cat([removal_masks(maps, p, order, generator) for order, p in keys])
     batch = images.shape[0]
-    imputed = linear_impute(inputs.repeat(len(keys), 1, 1, 1), removed, noise=noise, solver=solver, generator=generator)
+    raw_domain = backbone.family == "cnn"
+    domain = images if raw_domain else inputs
+    imputed = linear_impute(domain.repeat(len(keys), 1, 1, 1), removed, noise=noise, solver=solver, generator=generator)
+    if raw_domain:
+        imputed = backbone.normalize(imputed)
     survived = (_logits(backbone, imputed).argmax(dim=1) == predicted.repeat(len(keys))).view(len(keys), batch)
     result = RoadResult()
     for i, (order, p) in enumerate(keys):

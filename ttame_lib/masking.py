@@ -1,4 +1,4 @@
-"""Upsampling, normalising and applying explanation maps to images (METHOD.md, masking)."""
+"""Upsampling, normalising and applying explanation maps to images (docs/method.md, "Masking")."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def minmax_normalize(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     span = hi - lo
     scaled = torch.where(span > eps, (flat - lo) / span.clamp_min(eps), torch.zeros_like(flat))
     return scaled.view_as(maps)
+
+
+def explanation_maps(fused_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """T-TAME's explanation: min-max of the pre-sigmoid fused maps per map at attention resolution,
+    then bilinear upsampling to ``size``. Upsampling a [0, 1] map bilinearly keeps it in [0, 1].
+
+    (Min-max of the sigmoid instead ranks pixels the same way but compresses the soft values that
+    AD / IC use as masks.)
+    """
+    return upsample(minmax_normalize(fused_logits), size)
 
 
 def mask_images(

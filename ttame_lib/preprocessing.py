@@ -3,7 +3,7 @@
 Convention used throughout ttame_lib: images are float tensors in [0, 1] of shape
 (B, 3, H, W) at the backbone's input size. Normalisation with the backbone's mean/std is
 applied *inside* the library, because T-TAME masks CNN inputs before normalising and ViT
-inputs after it (METHOD.md), so it must see both domains.
+inputs after it (docs/method.md), so it must see both domains.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training loop for the attention mechanism (METHOD.md, "Training").
+"""Training loop for the attention mechanism (docs/method.md, "Training").
 
 SGD (momentum 0.9, weight decay 5e-4) with a one-cycle schedule peaking at 1e-3, mixed
 precision on CUDA, a checkpoint written atomically after every epoch, and exact resumption:
