@@ -9,6 +9,10 @@ with ``dpkg -x`` into a temporary folder, and selects:
   (GPL-2), grouped into classes by their folder. Clip art is rejected by a flatness test: a
   drawing has large areas where a pixel equals all four neighbours, a photograph almost
   none. Stamps are resized to at most 192 px on their longer side.
+* **photos**: every other photographic stamp of ``tuxpaint-stamps-default`` (any folder, same
+  flatness test and size), grouped by their top-level folder. They widen the real-photo pool
+  that trains the EfficientNet-Lite0 explainer (``ttame_lib.photo_pool``); the composite
+  scenes use only the 12 classes under ``stamps/``.
 * **backgrounds**: the photographic (JPEG) backgrounds of ``scratch`` (CC-BY-SA-3.0),
   copied unchanged.
 
@@ -96,18 +100,44 @@ def unpack(workdir: Path) -> dict[str, Path]:
     return roots
 
 
+def is_photographic(png: Path) -> bool:
+    """A cut-out photograph with enough opaque pixels (not clip art, not tuxpaint's pre-flipped copies)."""
+    if png.stem.endswith(("_mirror", "_flip")):
+        return False  # tuxpaint's pre-flipped variants: the datasets flip on their own
+    rgba = np.asarray(Image.open(png).convert("RGBA"))
+    return (rgba[..., 3] > 128).sum() >= MIN_OPAQUE_PIXELS and flatness(rgba) < MAX_FLATNESS
+
+
 def select_stamps(root: Path) -> list[tuple[str, Path]]:
     chosen = []
     for name, folders in CLASSES.items():
         for folder in folders:
-            for png in sorted((root / STAMP_ROOT / folder).glob("*.png")):
-                if png.stem.endswith(("_mirror", "_flip")):
-                    continue  # tuxpaint's pre-flipped variants: the dataset flips on its own
-                rgba = np.asarray(Image.open(png).convert("RGBA"))
-                if (rgba[..., 3] > 128).sum() < MIN_OPAQUE_PIXELS or flatness(rgba) >= MAX_FLATNESS:
-                    continue
-                chosen.append((name, png))
+            chosen.extend(
+                (name, png) for png in sorted((root / STAMP_ROOT / folder).glob("*.png")) if is_photographic(png)
+            )
     return chosen
+
+
+def select_photos(root: Path, taken: set[Path]) -> list[tuple[str, Path]]:
+    """Every photographic stamp not already used as a scene class, as (target path under photos/, source).
+
+    Targets keep the top-level folder and flatten the rest into the name, since names repeat
+    across sub-folders (animals/mammals/lion.png, animals/.../lion.png).
+    """
+    stamps = root / STAMP_ROOT
+    chosen = []
+    for png in sorted(stamps.rglob("*.png")):
+        if png not in taken and is_photographic(png):
+            parts = png.relative_to(stamps).parts
+            chosen.append((f"{parts[0]}/{'__'.join(parts[1:])}", png))
+    return chosen
+
+
+def save_stamp(png: Path, target: Path) -> None:
+    image = Image.open(png).convert("RGBA")
+    image.thumbnail((MAX_STAMP_SIDE, MAX_STAMP_SIDE), Image.Resampling.LANCZOS)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.save(target, optimize=True)
 
 
 def main() -> int:
@@ -117,16 +147,16 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         roots = unpack(Path(tmp))
-        for sub in ("stamps", "backgrounds", "licenses"):
+        for sub in ("stamps", "photos", "backgrounds", "licenses"):
             shutil.rmtree(DATA / sub, ignore_errors=True)
             (DATA / sub).mkdir(parents=True)
         stamp_pkg = "tuxpaint-stamps-default"
-        for name, png in select_stamps(roots[stamp_pkg]):
-            image = Image.open(png).convert("RGBA")
-            image.thumbnail((MAX_STAMP_SIDE, MAX_STAMP_SIDE), Image.Resampling.LANCZOS)
-            target = DATA / "stamps" / name / png.name
-            target.parent.mkdir(exist_ok=True)
-            image.save(target, optimize=True)
+        scene_stamps = select_stamps(roots[stamp_pkg])
+        photos = select_photos(roots[stamp_pkg], {png for _, png in scene_stamps})
+        targets = [(DATA / "stamps" / name / png.name, png) for name, png in scene_stamps]
+        targets += [(DATA / "photos" / name, png) for name, png in photos]
+        for target, png in targets:
+            save_stamp(png, target)
             rows.append((target, stamp_pkg, "/" + str(png.relative_to(roots[stamp_pkg])), sha256(png)))
         bg_pkg = "scratch"
         for jpg in sorted((roots[bg_pkg] / BACKGROUND_ROOT).glob("*/*.jpg")):
@@ -153,8 +183,10 @@ def main() -> int:
                     sha256(target),
                 ]
             )
-    stamps = sum(1 for r in rows if r[1] == "tuxpaint-stamps-default")
-    print(f"wrote {stamps} stamps in {len(CLASSES)} classes and {len(rows) - stamps} backgrounds to {DATA}")
+    stamps = sum(1 for r in rows if str(r[0].relative_to(DATA)).startswith("stamps/"))
+    photos = sum(1 for r in rows if str(r[0].relative_to(DATA)).startswith("photos/"))
+    backgrounds = len(rows) - stamps - photos
+    print(f"wrote {stamps} stamps ({len(CLASSES)} classes), {photos} other photos, {backgrounds} backgrounds to {DATA}")
     return 0
 
 

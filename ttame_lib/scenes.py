@@ -44,11 +44,13 @@ class AssetError(InputError, FileNotFoundError):
 
 @dataclass(frozen=True)
 class Assets:
-    """The stamp files per class and the background files, checked against MANIFEST.csv."""
+    """The stamp files per class, the other photographic cut-outs and the background files,
+    checked against MANIFEST.csv."""
 
     classes: tuple[str, ...]
     stamps: dict[str, tuple[Path, ...]]
     backgrounds: tuple[Path, ...]
+    photos: tuple[Path, ...] = ()
 
 
 @lru_cache(maxsize=4)
@@ -58,7 +60,7 @@ def load_assets(data_dir: Path = DATA_DIR, verify: bool = True) -> Assets:
     if not manifest.is_file():
         raise AssetError(f"asset manifest {manifest} is missing; {RESTORE_HINT}")
     stamps: dict[str, list[Path]] = {}
-    backgrounds = []
+    backgrounds, photos = [], []
     with open(manifest, newline="") as handle:
         for row in csv.DictReader(handle):
             path = Path(data_dir) / row["file"]
@@ -66,12 +68,18 @@ def load_assets(data_dir: Path = DATA_DIR, verify: bool = True) -> Assets:
                 raise AssetError(f"asset {path} is missing; {RESTORE_HINT}")
             if verify and hashlib.sha256(path.read_bytes()).hexdigest() != row["sha256"]:
                 raise AssetError(f"asset {path} is corrupt (sha256 differs from MANIFEST.csv); {RESTORE_HINT}")
-            if row["file"].startswith("stamps/"):
+            folder = row["file"].split("/", 1)[0]
+            if folder == "stamps":
                 stamps.setdefault(path.parent.name, []).append(path)
-            else:
+            elif folder == "photos":
+                photos.append(path)
+            elif folder == "backgrounds":
                 backgrounds.append(path)
+            else:
+                raise AssetError(f"MANIFEST.csv lists {row['file']!r} outside stamps/, photos/ and backgrounds/")
     classes = tuple(sorted(stamps))
-    return Assets(classes, {c: tuple(sorted(stamps[c])) for c in classes}, tuple(sorted(backgrounds)))
+    stamp_files = {c: tuple(sorted(stamps[c])) for c in classes}
+    return Assets(classes, stamp_files, tuple(sorted(backgrounds)), tuple(sorted(photos)))
 
 
 @lru_cache(maxsize=512)
@@ -94,6 +102,44 @@ class Scene:
     background: str
     box: tuple[int, int, int, int]  # target's (top, left, height, width)
     has_cue: bool
+
+
+def jitter_colours(rgb: Image.Image, rng: np.random.Generator, strength: float = 0.25) -> Image.Image:
+    """Random brightness, contrast and saturation, each by a factor in [1 - strength, 1 + strength]."""
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        rgb = enhancer(rgb).enhance(float(rng.uniform(1 - strength, 1 + strength)))
+    return rgb
+
+
+def cut_out(path: Path, longest: int, rng: np.random.Generator) -> Image.Image:
+    """A photographic cut-out (RGBA) scaled to ``longest`` px on its longer side, randomly flipped and jittered."""
+    stamp = _open(path, "RGBA")
+    factor = longest / max(stamp.size)
+    stamp = stamp.resize(
+        (max(1, round(stamp.width * factor)), max(1, round(stamp.height * factor))), Image.Resampling.BILINEAR
+    )
+    if rng.random() < 0.5:
+        stamp = stamp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    rgb, alpha = stamp.convert("RGB"), stamp.getchannel("A")
+    rgb = jitter_colours(rgb, rng)
+    rgb.putalpha(alpha)
+    return rgb
+
+
+def background_crop(
+    path: Path, size: tuple[int, int], rng: np.random.Generator, share: tuple[float, float] = (0.6, 1.0)
+) -> Image.Image:
+    """A random crop of a background with the output's aspect ratio (its width a ``share`` of the widest
+    such crop), resized to ``size`` = (H, W)."""
+    height, width = size
+    background = _open(path, "RGB")
+    crop_w = min(background.width, int(background.height * width / height))
+    crop_w = int(crop_w * rng.uniform(*share))
+    crop_h = int(crop_w * height / width)
+    left = int(rng.integers(background.width - crop_w + 1))
+    top = int(rng.integers(background.height - crop_h + 1))
+    canvas = background.crop((left, top, left + crop_w, top + crop_h))
+    return canvas.resize((width, height), Image.Resampling.BILINEAR)
 
 
 class CompositeScenes(Dataset):
@@ -170,20 +216,6 @@ class CompositeScenes(Dataset):
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, 1 if self.split == "test" else 0, index])
 
-    def _object(self, path: Path, longest: int, rng: np.random.Generator) -> Image.Image:
-        stamp = _open(path, "RGBA")
-        factor = longest / max(stamp.size)
-        stamp = stamp.resize(
-            (max(1, round(stamp.width * factor)), max(1, round(stamp.height * factor))), Image.Resampling.BILINEAR
-        )
-        if rng.random() < 0.5:
-            stamp = stamp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        rgb, alpha = stamp.convert("RGB"), stamp.getchannel("A")
-        for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
-            rgb = enhancer(rgb).enhance(float(rng.uniform(0.75, 1.25)))
-        rgb.putalpha(alpha)
-        return rgb
-
     def scene(self, index: int) -> Scene:
         """The full record of scene ``index`` (image, label, mask and how it was composed)."""
         if not 0 <= index < self.length:
@@ -194,25 +226,17 @@ class CompositeScenes(Dataset):
         name = self.classes[label]
         instance = self.instances[name][int(rng.integers(len(self.instances[name])))]
         background_path = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
-        background = _open(background_path, "RGB")
-        # A random crop of the background with the output's aspect ratio, then resize.
-        crop_w = min(background.width, int(background.height * width / height))
-        crop_w = int(crop_w * rng.uniform(0.6, 1.0))
-        crop_h = int(crop_w * height / width)
-        left = int(rng.integers(background.width - crop_w + 1))
-        top = int(rng.integers(background.height - crop_h + 1))
-        canvas = background.crop((left, top, left + crop_w, top + crop_h))
-        canvas = canvas.resize((width, height), Image.Resampling.BILINEAR).convert("RGBA")
+        canvas = background_crop(background_path, (height, width), rng).convert("RGBA")
         side = min(height, width)
         others = [c for c in self.classes if c != name]
         for _ in range(int(rng.integers(self.distractors + 1)) if self.distractors else 0):
             other = others[int(rng.integers(len(others)))]
             path = self.instances[other][int(rng.integers(len(self.instances[other])))]
-            item = self._object(path, int(side * rng.uniform(0.2, 0.4)), rng)
+            item = cut_out(path, int(side * rng.uniform(0.2, 0.4)), rng)
             canvas.alpha_composite(
                 item, (int(rng.integers(width - item.width + 1)), int(rng.integers(height - item.height + 1)))
             )
-        target = self._object(instance, int(side * rng.uniform(*self.scale)), rng)
+        target = cut_out(instance, int(side * rng.uniform(*self.scale)), rng)
         x = int(rng.integers(width - target.width + 1))
         y = int(rng.integers(height - target.height + 1))
         canvas.alpha_composite(target, (x, y))
