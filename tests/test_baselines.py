@@ -2,7 +2,20 @@ import pytest
 import torch
 
 from ttame_lib import InputError, LayerNotFoundError, load_backbone
-from ttame_lib.baselines import BASELINES, CAM_METHODS, RISE, AttentionRollout, CAMExplainer, make_baseline
+from ttame_lib.baselines import (
+    BASELINES,
+    CAM_METHODS,
+    RISE,
+    AttentionRollout,
+    CAMExplainer,
+    CentrePrior,
+    UniformMap,
+    candidate_cam_layers,
+    make_baseline,
+    select_cam_layer,
+)
+from ttame_lib.metrics import mask_area, pointing_game
+from ttame_lib.scenes import CompositeScenes
 
 
 def _check_maps(maps, images):
@@ -74,3 +87,77 @@ def test_make_baseline_and_bad_input(small_cnn, images_cnn):
     with pytest.raises(InputError, match="batch dimension"):
         explainer.explain(images_cnn[0])
     explainer.close()
+
+
+@pytest.fixture(scope="module")
+def scenes64():
+    """Six composite scenes at 64 px with their object masks (a validation split for layer selection)."""
+    data = CompositeScenes("test", length=6, size=64, seed=1000)
+    return torch.stack([data[i][0] for i in range(6)]), torch.stack([data[i][2] for i in range(6)])
+
+
+def test_centre_prior_is_a_centred_gaussian(small_cnn, images_cnn):
+    centre = make_baseline(small_cnn, "centre")
+    assert isinstance(centre, CentrePrior) and centre.name == "centre"
+    maps = centre.explain(images_cnn)
+    _check_maps(maps, images_cnn)
+    assert torch.equal(maps[:, 32, 32], maps.amax(dim=(1, 2))) and float(maps.max()) == 1.0
+    assert torch.equal(maps[0], maps[1]) and torch.equal(maps, centre.explain(images_cnn.flip(-1), classes=3))
+    odd = centre.explain(torch.rand(1, 3, 65, 81))[0]  # odd sides: the single centre pixel is the peak
+    assert odd.shape == (65, 81) and odd[32, 40] == 1.0 and int((odd == 1.0).sum()) == 1
+    wide = CentrePrior(small_cnn, sigma=0.5).explain(images_cnn[:1])
+    assert float(wide[0, 0, 0]) > float(maps[0, 0, 0])  # a larger sigma spreads the mass to the corners
+    centre.close()
+    with pytest.raises(InputError, match="sigma"):
+        CentrePrior(small_cnn, sigma=0)
+    with pytest.raises(InputError, match="out of range"):
+        centre.explain(images_cnn[:2], classes=10)
+    with pytest.raises(InputError, match="batch dimension"):
+        centre.explain(images_cnn[0])
+
+
+def test_uniform_map_scores_chance(small_cnn, scenes64):
+    images, masks = scenes64
+    uniform = make_baseline(small_cnn, "uniform")
+    assert isinstance(uniform, UniformMap) and uniform.name == "uniform"
+    maps = uniform.explain(images, classes=torch.arange(6))
+    _check_maps(maps, images)
+    assert torch.equal(maps, torch.ones_like(maps))
+    # Every pixel ties for the maximum: the pointing game scores the object's area share.
+    assert torch.allclose(pointing_game(maps, masks), mask_area(masks))
+    uniform.close()
+    with pytest.raises(InputError, match="one class per image"):
+        uniform.explain(images[:2], classes=[[1, 2], [3, 4]])
+    assert {"centre", "uniform"} <= set(BASELINES)
+
+
+def test_candidate_cam_layers_cnn_and_vit(small_cnn, small_vit):
+    assert candidate_cam_layers(small_cnn) == ["layer2", "layer3.0", "layer3", "layer4.0", "layer4"]
+    assert candidate_cam_layers(small_cnn, max_candidates=4) == ["layer2", "layer3", "layer4.0", "layer4"]
+    vit = candidate_cam_layers(small_vit)
+    assert vit == [f"blocks.{i}.norm1" for i in range(4, 12)]  # the deepest 8 of 12 blocks
+    assert set(small_vit.default_layers) <= set(vit)
+    assert not small_cnn.model._forward_hooks and all(not m._forward_hooks for m in small_cnn.model.modules())
+    with pytest.raises(InputError, match="max_candidates"):
+        candidate_cam_layers(small_cnn, max_candidates=0)
+
+
+def test_select_cam_layer_scores_every_candidate(small_cnn, scenes64):
+    images, masks = scenes64
+    best, scores = select_cam_layer(small_cnn, "gradcam", images, masks)
+    assert list(scores) == candidate_cam_layers(small_cnn)
+    assert all(0 <= s <= 100 for s in scores.values()) and scores[best] == max(scores.values())
+    # layer4 returns the tensor of its last block layer4.1: identical maps, a tie, and layer4
+    # (whose forward finishes later) is the deeper one, whatever the order they are listed in.
+    for candidates in (["layer4.1", "layer4"], ["layer4", "layer4.1"]):
+        best, scores = select_cam_layer(small_cnn, "gradcam", images, masks, candidates, metric="energy_pointing_game")
+        assert best == "layer4" and scores["layer4"] == scores["layer4.1"]
+    with pytest.raises(InputError, match="not a CAM method"):
+        select_cam_layer(small_cnn, "rise", images, masks)
+    with pytest.raises(InputError, match="metric"):
+        select_cam_layer(small_cnn, "gradcam", images, masks, metric="accuracy")
+    with pytest.raises(InputError, match="masks must be"):
+        select_cam_layer(small_cnn, "gradcam", images, masks[:3])
+    with pytest.raises(InputError, match="candidates is empty"):
+        select_cam_layer(small_cnn, "gradcam", images, masks, candidates=[])
+    assert not small_cnn.model._forward_hooks and all(not m._forward_hooks for m in small_cnn.model.modules())

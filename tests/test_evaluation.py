@@ -1,9 +1,19 @@
+import warnings
+
+import numpy as np
 import pytest
 import torch
 
 from ttame_lib import CheckpointNotFoundError, InputError
 from ttame_lib.baselines import make_baseline
-from ttame_lib.evaluation import SUMMARY_COLUMNS, evaluate_explainer, results_table
+from ttame_lib.evaluation import (
+    SUMMARY_COLUMNS,
+    bootstrap_interval,
+    evaluate_explainer,
+    format_cell,
+    results_table,
+    score_explainer,
+)
 from ttame_lib.scenes import CompositeScenes
 from ttame_lib.shipped import SHIPPED_EXPLAINERS, load_shipped_explainer
 
@@ -25,6 +35,13 @@ def test_shipped_explainers_load_and_find_objects(name, scenes):
     # A trained explainer must beat a uniform map's energy share (the object's area, ~13 %).
     area = 100 * float(masks.float().mean())
     assert result["energy_pointing_game"] > area
+    # Every mean over images carries its bootstrap interval, around the value itself.
+    means = [f"{m}({p}%)" for m in ("AD", "IC") for p in (100, 50, 15)] + ["ROAD-MORF(mean)", "ROAD-LERF(mean)"]
+    means += ["pointing_game", "energy_pointing_game", "top10%_iou"]
+    assert {k for k in result if k.endswith(("_lo", "_hi"))} == {f"{k}_{end}" for k in means for end in ("lo", "hi")}
+    for key in means:
+        assert result[f"{key}_lo"] - 1e-6 <= result[key] <= result[f"{key}_hi"] + 1e-6, key
+    assert "ROAD-MORF(10%)_lo" not in result and "ms_per_image_lo" not in result
     explainer.remove_hooks()
 
 
@@ -51,3 +68,86 @@ def test_shipped_explainer_errors(tmp_path, monkeypatch):
     with pytest.raises(CheckpointNotFoundError, match="git checkout -- data/explainers"):
         load_shipped_explainer("scenes_cnn")
     assert set(SHIPPED_EXPLAINERS) == {"scenes_cnn", "scenes_vit", "tf_efficientnet_lite0"}
+
+
+def test_bootstrap_interval_contains_the_mean_and_narrows():
+    rng = np.random.default_rng(0)
+    small, large = ((rng.random(n) < 0.3).astype(float) for n in (50, 5000))
+    lo_small, hi_small = bootstrap_interval(small, seed=1)
+    lo_large, hi_large = bootstrap_interval(large, seed=1)
+    assert lo_small <= small.mean() <= hi_small and lo_large <= large.mean() <= hi_large
+    assert lo_large < 0.3 < hi_large
+    assert hi_large - lo_large < (hi_small - lo_small) / 4  # width shrinks like 1 / sqrt(n): 10x here
+    assert bootstrap_interval(small, seed=1) == (lo_small, hi_small)  # deterministic by seed
+    assert bootstrap_interval(torch.tensor(small), seed=1) == (lo_small, hi_small)
+    assert bootstrap_interval(large, seed=2) != (lo_large, hi_large)
+    lo90, hi90 = bootstrap_interval(small, confidence=0.9, seed=1)
+    assert lo_small <= lo90 <= hi90 <= hi_small
+
+
+def test_bootstrap_interval_of_a_constant_sample_is_the_value():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a degenerate sample must not warn
+        assert bootstrap_interval([100.0] * 20) == (100.0, 100.0)
+        assert bootstrap_interval(np.zeros(7)) == (0.0, 0.0)
+        assert bootstrap_interval([42.5]) == (42.5, 42.5)
+    with pytest.raises(InputError, match="empty"):
+        bootstrap_interval([])
+    with pytest.raises(InputError, match="NaN"):
+        bootstrap_interval([1.0, float("nan")])
+    with pytest.raises(InputError, match="confidence"):
+        bootstrap_interval([1.0, 2.0], confidence=95)
+    with pytest.raises(InputError, match="n_resamples"):
+        bootstrap_interval([1.0, 2.0], n_resamples=0)
+
+
+def test_uniform_map_scores_zero_drop_and_chance(scenes):
+    """A map that ranks nothing keeps every pixel (AD = IC = 0) and localises at chance level."""
+    explainer = load_shipped_explainer("scenes_cnn")
+    explainer.remove_hooks()
+    images, masks = scenes[0][:8], scenes[1][:8]
+    scores = score_explainer(
+        make_baseline(explainer.backbone, "uniform"), explainer.backbone, images, masks, progress=False
+    )
+    result = scores.summary(seed=3)
+    chance = 100 * float(masks.flatten(1).float().mean(1).mean())
+    for level in ("100", "50", "15"):
+        assert result[f"AD({level}%)"] == result[f"AD({level}%)_lo"] == result[f"AD({level}%)_hi"] == 0
+        assert result[f"IC({level}%)"] == 0
+    assert result["pointing_game"] == pytest.approx(chance, abs=1e-3)
+    assert result["energy_pointing_game"] == pytest.approx(chance, abs=1e-3)
+    # The per-image terms average to the reported metrics; subsets keep the timings.
+    for key, values in scores.per_image().items():
+        assert float(values.mean()) == pytest.approx(result[key], abs=1e-3), key
+    assert scores.subset(torch.ones(8, dtype=torch.bool)).summary(seed=3) == result
+    half = scores.subset([0, 1, 2, 3])
+    assert len(half) == 4 and half.ms_per_image == scores.ms_per_image
+    assert "AD(15%)_lo" not in scores.summary(n_resamples=0)
+    with pytest.raises(InputError, match="no image"):
+        scores.subset([])
+
+
+def test_results_table_prints_intervals():
+    row = {"method": "m", "pointing_game": 45.23, "pointing_game_lo": 41.04, "pointing_game_hi": 49.51}
+    row |= {"latency_ratio": 1.234, "ms_per_image": 3.0}
+    columns = [("pointing_game", "PG"), ("latency_ratio", "x"), ("ms_per_image", "ms")]
+    assert format_cell(row, "pointing_game", intervals=True) == "45.2 [41.0, 49.5]"
+    assert format_cell(row, "pointing_game") == "45.2"
+    assert "| m | 45.2 [41.0, 49.5] | 1.23 | 3.0 |" in results_table([row], columns, intervals=True)
+    assert "| m | 45.2 | 1.23 | 3.0 |" in results_table([row], columns)
+    assert format_cell({"accuracy": None}, "accuracy") == "–"
+
+
+def test_road_can_be_limited_to_the_first_images(scenes):
+    images, masks = scenes
+    backbone = load_shipped_explainer("scenes_cnn").backbone
+    centre = make_baseline(backbone, "centre")
+    scores = score_explainer(centre, backbone, images[:6], masks[:6], batch_size=4, road_images=5, progress=False)
+    per_image = scores.per_image()
+    assert len(per_image["AD(15%)"]) == 6 and len(per_image["ROAD-MORF(mean)"]) == 5
+    assert scores.road_images == 5
+    assert scores.subset([0, 5]).road_images == 1  # image 5 has no ROAD result
+    full = score_explainer(centre, backbone, images[:5], masks[:5], batch_size=4, progress=False)
+    assert torch.equal(full.removal.morf[10.0], scores.removal.morf[10.0])  # same seeds per batch start
+    with pytest.raises(InputError, match="road_images"):
+        score_explainer(centre, backbone, images[:2], masks[:2], road_images=0, progress=False)

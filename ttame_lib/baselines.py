@@ -5,6 +5,11 @@
   adapter function T-TAME uses (:func:`ttame_lib.adapter.tokens_to_grid`).
 - RISE (Petsiuk et al. 2018) and attention rollout (Abnar & Zuidema 2020) are written here:
   pytorch-grad-cam has neither.
+- Two model-agnostic reference rows: :class:`CentrePrior` (a Gaussian at the image centre) and
+  :class:`UniformMap` (all ones). They look at neither the image nor the class, so any method
+  that does not beat them has not shown that it explains anything.
+- :func:`candidate_cam_layers` and :func:`select_cam_layer` pick a CAM method's layer on a
+  validation split, so each CAM baseline is compared at its best single layer.
 
 Every map is upsampled to the image size and min-max normalised to [0, 1] per image, exactly
 like T-TAME's output, so metrics treat all methods the same way.
@@ -25,10 +30,11 @@ import torch.nn as nn
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from tqdm.auto import tqdm
 
-from .adapter import tokens_to_grid
+from .adapter import spatial_size, tokens_to_grid
 from .backbones import Backbone
 from .errors import InputError, LayerNotFoundError
 from .masking import mask_images, minmax_normalize, upsample
+from .metrics import energy_pointing_game, pointing_game, top_k_iou
 from .validation import resolve_classes
 
 CAM_METHODS: dict[str, type] = {
@@ -251,15 +257,253 @@ def _ask_for_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tupl
     return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
 
 
+class CentrePrior:
+    """An isotropic Gaussian at the image centre: the "objects sit in the middle" prior.
+
+    ``sigma`` is the standard deviation as a fraction of the shorter image side. The map is
+    max-normalised (its peak, at the centre, is 1) and is the same for every image and class;
+    ``images`` and ``classes`` are still validated so bad input fails as with every baseline.
+    A method that does not beat this row on the localisation metrics has only found the centre.
+    """
+
+    def __init__(self, backbone: Backbone, sigma: float = 0.25):
+        if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+            raise InputError(f"sigma must be a positive fraction of the shorter image side (e.g. 0.25); got {sigma!r}")
+        self.backbone, self.sigma, self.name = backbone, float(sigma), "centre"
+
+    def explain(self, images: torch.Tensor, classes: Any = None) -> torch.Tensor:
+        """(B, H, W) copies of the centred Gaussian, in (0, 1] with 1 at the centre."""
+        images = _check_request(self.backbone, images, classes)
+        height, width = images.shape[-2:]
+        # Pixel centres relative to the image centre: for an even side the peak is shared by the
+        # two middle pixels, which are equally far from it.
+        ys = torch.arange(height, device=images.device, dtype=torch.float32) - (height - 1) / 2
+        xs = torch.arange(width, device=images.device, dtype=torch.float32) - (width - 1) / 2
+        std = self.sigma * min(height, width)
+        gauss = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * std**2))
+        return (gauss / gauss.max()).expand(images.shape[0], -1, -1).contiguous()
+
+    def close(self) -> None:
+        """Nothing to release (no hooks); here for the common interface."""
+
+
+class UniformMap:
+    """All ones: a map that ranks no pixel above another (the floor every explanation must beat).
+
+    What the metrics make of it, by construction:
+
+    - AD / IC: every pixel is tied at the keep threshold, so every level keeps the whole image
+      unchanged: AD = 0 and IC = 0. That is the best possible AD, which is why AD alone cannot
+      rank explanations (a map that removes nothing drops no confidence).
+    - Pointing game, energy pointing game and top-k IoU: ties are shared out evenly, so each
+      scores the object's area share, i.e. chance level.
+    - ROAD: ties are broken at random, so MoRF and LeRF remove random pixels.
+    """
+
+    def __init__(self, backbone: Backbone):
+        self.backbone, self.name = backbone, "uniform"
+
+    def explain(self, images: torch.Tensor, classes: Any = None) -> torch.Tensor:
+        """(B, H, W) ones."""
+        images = _check_request(self.backbone, images, classes)
+        return torch.ones(images.shape[0], *images.shape[-2:], device=images.device)
+
+    def close(self) -> None:
+        """Nothing to release (no hooks); here for the common interface."""
+
+
+def _check_request(backbone: Backbone, images: torch.Tensor, classes: Any) -> torch.Tensor:
+    """Validate images and classes as the other baselines do, without running the backbone."""
+    images = _prepare(backbone, images)
+    if classes is not None:
+        # Only the shape (B, num_classes) matters to the checks, so no forward is needed.
+        _single_classes(classes, torch.empty(images.shape[0], backbone.num_classes, device=images.device))
+    return images
+
+
+def _probe_outputs(backbone: Backbone) -> list[tuple[str, Any]]:
+    """(module name, output) of every named module, in the order the forward finishes them,
+    for one blank image at the backbone's input size."""
+    records: list[tuple[str, Any]] = []
+    handles = [
+        module.register_forward_hook(lambda mod, inp, out, name=name: records.append((name, out)))
+        for name, module in backbone.model.named_modules()
+        if name
+    ]
+    try:
+        with torch.no_grad():
+            backbone.model(torch.zeros(1, 3, *backbone.input_size, device=backbone.device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return records
+
+
+def _block_containers(model: nn.Module) -> dict[str, list[str]]:
+    """Sequential / ModuleList modules holding blocks: every child has submodules and all children
+    share one class (a ResNet ``layer3``, an EfficientNet ``blocks.5``, a ViT ``blocks``). Small
+    helper sequences (a downsample's conv + norm, a stem) mix classes or hold leaves, so they are out.
+    """
+    containers = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Sequential, nn.ModuleList)):
+            children = list(module.named_children())
+            if (
+                children
+                and len({type(child) for _, child in children}) == 1
+                and all(next(child.children(), None) is not None for _, child in children)
+            ):
+                containers[name] = [f"{name}.{child}" if name else child for child, _ in children]
+    return containers
+
+
+def _first_layer_norm(block: str, modules: dict[str, nn.Module]) -> str:
+    """The LayerNorm that opens a transformer block (timm ``norm1``, torchvision ``ln_1``), else the block."""
+    for child, module in modules[block].named_children():
+        if isinstance(module, nn.LayerNorm):
+            return f"{block}.{child}"
+    return block
+
+
+def _vit_candidates(backbone: Backbone, records: list[tuple[str, Any]], max_candidates: int) -> list[str]:
+    outputs = dict(records)
+    tokens = {name for name, out in records if isinstance(out, torch.Tensor) and out.ndim == 3}
+    stacks = [blocks for blocks in _block_containers(backbone.model).values() if all(b in tokens for b in blocks)]
+    if not stacks:
+        return list(backbone.default_layers)
+    modules = dict(backbone.model.named_modules())
+    names = [_first_layer_norm(block, modules) for block in max(stacks, key=len)]
+    names = [n for n in names if isinstance(outputs.get(n), torch.Tensor) and outputs[n].ndim == 3]
+    # Early blocks rarely localise anything; when there are many blocks keep the deepest ones.
+    return list(dict.fromkeys([*names[-max_candidates:], *backbone.default_layers]))
+
+
+def _cnn_candidates(backbone: Backbone, records: list[tuple[str, Any]], max_candidates: int) -> list[str]:
+    def is_map(out: Any) -> bool:
+        # NCHW (what pytorch-grad-cam reads) with at least 2 x 2 cells: a 1 x 1 map cannot point anywhere.
+        return (
+            isinstance(out, torch.Tensor)
+            and out.ndim == 4
+            and spatial_size(out.shape, backbone.input_size) == tuple(out.shape[2:])
+            and min(out.shape[2:]) >= 2
+        )
+
+    outputs = dict(records)
+    finished = {name: i for i, (name, _) in enumerate(records)}
+    containers = _block_containers(backbone.model)
+    # Stages: innermost containers (no container inside them) whose output is a map, in forward order.
+    stages = [
+        name
+        for name in containers
+        if is_map(outputs.get(name)) and not any(other.startswith(f"{name}.") for other in containers)
+    ]
+    stages.sort(key=finished.__getitem__)
+    required, optional = list(backbone.default_layers), []
+    for stage in stages[-2:]:
+        required.append(stage)
+        # The stage's last block returns the stage's own output tensor: name it by the stage.
+        optional += [b for b in containers[stage] if is_map(outputs.get(b)) and outputs[b] is not outputs[stage]]
+    required = list(dict.fromkeys(required))
+    optional = [name for name in dict.fromkeys(optional) if name not in required]
+    # Over the limit, the shallowest block outputs go first.
+    optional = sorted(optional, key=finished.__getitem__)[max(0, len(required) + len(optional) - max_candidates) :]
+    return sorted([*required, *optional], key=lambda name: finished.get(name, -1))
+
+
+def candidate_cam_layers(backbone: Backbone, max_candidates: int = 8) -> list[str]:
+    """Layers worth trying for a CAM method, shallow to deep (the order their forward finishes).
+
+    Found with one forward of a blank image (hooks on ``named_modules``; nothing is downloaded):
+
+    - CNNs: the backbone's ``default_layers``, plus the output of each of the last two stages
+      and of each block inside them, where that output is an NCHW map of at least 2 x 2
+      (a ResNet's ``layer3.0``, ``layer3``, ``layer4.0``, ``layer4``; an EfficientNet's
+      ``blocks.5.0`` ... ``blocks.6``). Past ``max_candidates`` the shallowest blocks are dropped.
+    - ViTs: the LayerNorm that opens each transformer block (``blocks.N.norm1``, or the block
+      itself when it has none); past ``max_candidates`` only the deepest blocks.
+
+    A model with no recognisable stages gets its ``default_layers``.
+    """
+    if max_candidates < 1:
+        raise InputError(f"max_candidates must be at least 1; got {max_candidates}")
+    records = _probe_outputs(backbone)
+    if backbone.family == "vit":
+        return _vit_candidates(backbone, records, max_candidates)
+    return _cnn_candidates(backbone, records, max_candidates)
+
+
+# Scores a layer can be selected by: per-image values in [0, 1] (maps, masks) -> (B,).
+LAYER_METRICS = {
+    "pointing_game": pointing_game,
+    "energy_pointing_game": energy_pointing_game,
+    "top10%_iou": lambda maps, masks: top_k_iou(maps, masks, 10.0),
+}
+
+
+def select_cam_layer(
+    backbone: Backbone,
+    method: str,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    candidates: Sequence[str] | None = None,
+    metric: str = "pointing_game",
+    *,
+    batch_size: int = 16,
+    **cam_kwargs: Any,
+) -> tuple[str, dict[str, float]]:
+    """The best single layer for CAM ``method``: explain ``images`` with each candidate layer and
+    score the maps (predicted classes) against ``masks`` (B, H, W) by ``metric``.
+
+    Use a validation split here, never the images the method is then evaluated on: picking the
+    layer on the test images would flatter the CAM rows. Returns the best layer and every
+    candidate's score (mean over images, in %). Ties go to the deeper layer (the one whose
+    forward finishes later). ``candidates`` default to :func:`candidate_cam_layers`;
+    ``cam_kwargs`` go to :class:`CAMExplainer` (e.g. ``batch_size`` of its masked forwards).
+    """
+    if method not in CAM_METHODS:
+        raise InputError(f"method {method!r} is not a CAM method; choose one of {sorted(CAM_METHODS)}")
+    if metric not in LAYER_METRICS:
+        raise InputError(f"metric {metric!r} is unknown; choose one of {sorted(LAYER_METRICS)}")
+    images = _prepare(backbone, images)
+    if not isinstance(masks, torch.Tensor) or masks.shape != (images.shape[0], *images.shape[-2:]):
+        shape = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
+        raise InputError(
+            f"masks must be (B, H, W) = {(images.shape[0], *images.shape[-2:])}, one mask per image; got {shape}"
+        )
+    candidates = list(candidate_cam_layers(backbone) if candidates is None else candidates)
+    if not candidates:
+        raise InputError("candidates is empty; pass layer names or None (candidate_cam_layers(backbone))")
+    finished = {name: i for i, (name, _) in enumerate(_probe_outputs(backbone))}
+    masks = masks.to(images.device).bool()
+    scores: dict[str, float] = {}
+    for layer in candidates:
+        explainer = CAMExplainer(backbone, method, layer=layer, **cam_kwargs)
+        try:
+            values = [
+                LAYER_METRICS[metric](explainer.explain(images[i : i + batch_size]).float(), masks[i : i + batch_size])
+                for i in range(0, len(images), batch_size)
+            ]
+        finally:
+            explainer.close()
+        scores[layer] = float(100 * torch.cat(values).mean())
+    best = max(candidates, key=lambda name: (scores[name], finished.get(name, -1)))
+    return best, scores
+
+
 def make_baseline(backbone: Backbone, method: str, **kwargs: Any):
-    """Any baseline by name: a CAM method, ``"rise"`` or ``"rollout"``."""
+    """Any baseline by name: a CAM method, ``"rise"``, ``"rollout"``, ``"centre"`` or ``"uniform"``."""
     if method == "rise":
         return RISE(backbone, **kwargs)
     if method == "rollout":
         return AttentionRollout(backbone, **kwargs)
+    if method == "centre":
+        return CentrePrior(backbone, **kwargs)
+    if method == "uniform":
+        return UniformMap(backbone, **kwargs)
     if method in CAM_METHODS:
         return CAMExplainer(backbone, method, **kwargs)
-    raise InputError(f"unknown method {method!r}; choose one of {sorted([*CAM_METHODS, 'rise', 'rollout'])}")
+    raise InputError(f"unknown method {method!r}; choose one of {sorted(BASELINES)}")
 
 
-BASELINES: Sequence[str] = (*CAM_METHODS, "rise", "rollout")
+# Every name make_baseline knows. "rollout" needs a ViT; "centre" and "uniform" ignore the model.
+BASELINES: Sequence[str] = (*CAM_METHODS, "rise", "rollout", "centre", "uniform")
