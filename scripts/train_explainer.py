@@ -1,12 +1,15 @@
-"""Train a T-TAME explainer on composite scenes and ship it under data/explainers/.
+"""Train a T-TAME explainer on the offline world and ship it under data/explainers/.
 
-    python scripts/train_explainer.py tf_efficientnet_lite0 --weights DEFAULT --size 224
+    python scripts/train_explainer.py scenes_cnn --size 64 --train-images 6000 --epochs 4
+    python scripts/train_explainer.py tf_efficientnet_lite0 --data photos --size 224 --train-images 12800
 
-Targets are the backbone's own predictions (as in the paper), so any classifier works,
-including ImageNet ones whose labels are not the scenes' classes. The run checkpoints every
-epoch (``<out>.run``) and resumes if interrupted; at the end it writes the explainer, and a
-JSON report with the training time, the final loss terms and the pointing-game hit rate on
-held-out test composites (unseen backgrounds).
+Targets are the backbone's own predictions (as in the paper), so any classifier works. ``--data
+scenes`` trains on composite scenes (the scene backbones' own world); ``--data photos`` on the
+real-photo pool (:class:`ttame_lib.photo_pool.PhotoPool`), which makes an ImageNet classifier
+predict as many different classes as the offline world can. The run checkpoints every epoch
+(``<out>.run``) and resumes if interrupted; at the end it writes the explainer, and a JSON report
+with the training time, the final loss terms, the class coverage (training targets per class) and
+the pointing-game hit rate on held-out test composites (unseen backgrounds).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ttame_lib import TTAME, load_backbone
+from ttame_lib.diagnostics import class_coverage
 from ttame_lib.metrics import dataset_pointing_game
+from ttame_lib.photo_pool import PhotoPool
 from ttame_lib.scenes import CompositeScenes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,26 +37,43 @@ def main() -> None:
     parser.add_argument("backbone")
     parser.add_argument("--weights", default="DEFAULT")
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--train-scenes", type=int, default=3200)
+    parser.add_argument("--data", choices=["scenes", "photos"], default="scenes", help="training images (see above)")
+    parser.add_argument("--train-images", "--train-scenes", dest="train_images", type=int, default=3200)
+    parser.add_argument(
+        "--scale", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"), help="object scale of training scenes"
+    )
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: the whole set)")
     parser.add_argument("--test-scenes", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--regularize",
+        choices=["batch", "own"],
+        default="batch",
+        help="maps the area and TV terms see: every batch target's map on every image (paper) or each image's own",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     out = args.out or ROOT / "data" / "explainers" / f"{args.backbone}.ttame"
     torch.manual_seed(args.seed)
     backbone = load_backbone(args.backbone, weights=args.weights)
-    explainer = TTAME(backbone, seed=args.seed)
-    train = CompositeScenes("train", length=args.train_scenes, size=args.size, seed=args.seed)
+    explainer = TTAME(backbone, seed=args.seed, regularize=args.regularize)
+    if args.data == "photos":
+        train = PhotoPool(length=args.train_images, size=args.size, seed=args.seed)
+    else:
+        scale = {} if args.scale is None else {"scale": tuple(args.scale)}
+        train = CompositeScenes("train", length=args.train_images, size=args.size, seed=args.seed, **scale)
     test = CompositeScenes("test", length=args.test_scenes, size=args.size, seed=args.seed)
     loader = DataLoader(
         train, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(args.seed)
     )
     started = time.perf_counter()
     run_file = out.with_suffix(".run")
-    history = explainer.fit(loader, epochs=args.epochs, lr=args.lr, checkpoint=run_file, resume=True)
+    history = explainer.fit(
+        loader, epochs=args.epochs, lr=args.lr, steps_per_epoch=args.steps_per_epoch, checkpoint=run_file, resume=True
+    )
     seconds = time.perf_counter() - started
     explainer.save(out)
     run_file.unlink()
@@ -60,13 +82,18 @@ def main() -> None:
         "weights": backbone.weights,
         "layers": explainer.layers,
         "size": args.size,
-        "train_scenes": args.train_scenes,
+        "data": args.data,
+        "train_images": args.train_images,
+        "steps_per_epoch": args.steps_per_epoch,
+        "scale": args.scale,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "seed": args.seed,
+        "regularize": args.regularize,
         "training_seconds": round(seconds, 1),
         "final_epoch": history[-1],
+        "class_coverage": class_coverage(explainer),
         "pointing_game_test": dataset_pointing_game(explainer, test, count=args.test_scenes),
         "test_scenes": args.test_scenes,
         "command": "python scripts/train_explainer.py " + " ".join(sys.argv[1:]),
