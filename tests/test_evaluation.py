@@ -111,9 +111,12 @@ def test_uniform_map_scores_zero_drop_and_chance(scenes):
     )
     result = scores.summary(seed=3)
     chance = 100 * float(masks.flatten(1).float().mean(1).mean())
-    for level in ("100", "50", "15"):
-        assert result[f"AD({level}%)"] == result[f"AD({level}%)_lo"] == result[f"AD({level}%)_hi"] == 0
-        assert result[f"IC({level}%)"] == 0
+    # Every level keeps the whole image: the masked probabilities are the original ones, up to float
+    # rounding (the masked copies go through the backbone in another batch, and kernels may differ).
+    for level in (100.0, 50.0, 15.0):
+        assert torch.allclose(scores.confidence.masked[level], scores.confidence.original, atol=1e-5)
+        for key in (f"AD({level:g}%)", f"AD({level:g}%)_lo", f"AD({level:g}%)_hi"):
+            assert result[key] == pytest.approx(0.0, abs=1e-3)
     assert result["pointing_game"] == pytest.approx(chance, abs=1e-3)
     assert result["energy_pointing_game"] == pytest.approx(chance, abs=1e-3)
     # The per-image terms average to the reported metrics; subsets keep the timings.
