@@ -42,15 +42,16 @@ from pathlib import Path
 import torch
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 
-from ttame_lib import __version__
-from ttame_lib.backbones import SCENE_BACKBONES, Backbone
-from ttame_lib.baselines import BASELINES, CAM_METHODS, make_baseline, select_cam_layer
+from ttame_lib import __version__, load_backbone, make_explainer
+from ttame_lib.backbones import Backbone
 from ttame_lib.evaluation import ImageScores, format_cell, results_table, score_explainer
-from ttame_lib.faithfulness import ROAD_LEVELS, removal_masks
-from ttame_lib.imputation import linear_impute
-from ttame_lib.metrics import mask_area
-from ttame_lib.scenes import CompositeScenes
-from ttame_lib.shipped import SHIPPED_EXPLAINERS, load_shipped_explainer
+from ttame_lib.evaluation.baselines import BASELINES, CAM_METHODS, select_cam_layer
+from ttame_lib.evaluation.faithfulness import ROAD_LEVELS, removal_masks
+from ttame_lib.evaluation.imputation import linear_impute
+from ttame_lib.evaluation.localisation import mask_area
+from ttame_lib.world.scene_backbones import SCENE_BACKBONES
+from ttame_lib.world.scenes import CompositeScenes
+from ttame_lib.world.shipped import SHIPPED_EXPLAINERS, load_shipped_explainer, shipped_explainer_path
 
 # Range of the target object's longer side, as a fraction of the shorter image side. At the scenes'
 # default (0.4, 0.8) objects cover the centre so often that a centred Gaussian ignoring the model
@@ -141,8 +142,7 @@ def bench_backbone(
 
     ``facts[name]`` gets the backbone's facts (chance level, accuracy, skipped methods) before the first method.
     """
-    ttame = load_shipped_explainer(name, device=args.device)
-    backbone = ttame.backbone
+    backbone = load_backbone(name, weights="DEFAULT", device=args.device)
     size, scale = SHIPPED_EXPLAINERS[name], tuple(args.scale)
     test = load_scenes(size, count, args.seed, scale)
     # CAM layers are chosen on other scenes than the evaluated ones: the same test split (held-out
@@ -173,29 +173,27 @@ def bench_backbone(
     for method in run:
         started = time.perf_counter()
         extra: dict = {}
-        if method == "ttame":
-            explainer = ttame
-        elif method == "rise":
-            explainer = make_baseline(backbone, "rise", n_masks=args.rise_masks, seed=args.seed)
-        elif method in CAM_METHODS:
+        settings: dict = {
+            "ttame": {"checkpoint": shipped_explainer_path(name)},
+            "rise": {"n_masks": args.rise_masks, "seed": args.seed},
+        }
+        kwargs = settings.get(method, {})
+        if method in CAM_METHODS:
             layer, layer_scores = select_cam_layer(backbone, method, val.images, val.masks, batch_size=args.batch_size)
             extra = {"layer": layer, "layer_scores": {k: round(v, 3) for k, v in layer_scores.items()}}
             print(f"  {method}: layer {layer} (validation PG: {extra['layer_scores']})", flush=True)
-            explainer = make_baseline(backbone, method, layer=layer)
-        else:
-            explainer = make_baseline(backbone, method)
-        scores = score_explainer(
-            explainer,
-            backbone,
-            test.images,
-            test.masks,
-            batch_size=args.batch_size,
-            road_images=args.road_scenes_224 if size == 224 else None,
-            seed=args.seed,
-            desc=f"{name}/{method}",
-        )
-        if hasattr(explainer, "close"):
-            explainer.close()
+            kwargs = {"layer": layer}
+        with make_explainer(backbone, method, **kwargs) as explainer:
+            scores = score_explainer(
+                explainer,
+                backbone,
+                test.images,
+                test.masks,
+                batch_size=args.batch_size,
+                road_images=args.road_scenes_224 if size == 224 else None,
+                seed=args.seed,
+                desc=f"{name}/{method}",
+            )
         row = {"backbone": name, "method": method, "images": count, **extra}
         row.update({k: round(v, 3) for k, v in summarise(scores, args).items()})
         if seen is not None:
@@ -208,7 +206,6 @@ def bench_backbone(
             f"{row['ms_per_image']:9.1f} ms/img  x{row['latency_ratio']:.2f}  ({time.perf_counter() - started:.0f}s)",
             flush=True,
         )
-    ttame.remove_hooks()
 
 
 def bench_road_speed(args: argparse.Namespace) -> dict:

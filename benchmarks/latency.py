@@ -54,7 +54,7 @@ def bench_backbone(name: str, batch: int, repeats: int, device: torch.device) ->
         order = [(plain, plain_times), (explain, explain_times)]
         for fn, times in order if repeat % 2 == 0 else reversed(order):
             times.append(timed(fn, device))
-    explainer.remove_hooks()
+    explainer.close()
     plain_ms = 1000 * statistics.median(plain_times)
     explain_ms = 1000 * statistics.median(explain_times)
     # Each (plain, explain) pair runs back to back, so the median of per-pair ratios cancels

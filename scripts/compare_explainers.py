@@ -5,7 +5,7 @@
 For each checkpoint: the pointing game on 200 held-out composites at the scenes' default object
 scale (0.4-0.8 of the side) and at the benchmark's (0.3-0.6, where a centre prior scores far
 less), and the mean attention of the predicted class's map and of every other class's map
-(``ttame_lib.diagnostics.attention_levels``). The README's loss-scope table comes from this.
+(``ttame_lib.method.diagnostics.attention_levels``). The README's loss-scope table comes from this.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 from ttame_lib import TTAME, load_backbone
-from ttame_lib.diagnostics import attention_levels
-from ttame_lib.metrics import dataset_pointing_game
-from ttame_lib.scenes import CompositeScenes
+from ttame_lib.evaluation.localisation import dataset_pointing_game
+from ttame_lib.method.diagnostics import attention_levels
+from ttame_lib.world.scenes import CompositeScenes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from evaluate import BENCH_SCALE  # noqa: E402 - the benchmark's split is defined there
@@ -46,7 +46,7 @@ def main() -> None:
             f"mean attention: predicted class {levels['own']:.2f}, other classes {levels['others']:.2f}",
             flush=True,
         )
-        explainer.remove_hooks()
+        explainer.close()
 
 
 if __name__ == "__main__":

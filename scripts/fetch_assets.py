@@ -11,7 +11,7 @@ with ``dpkg -x`` into a temporary folder, and selects:
   none. Stamps are resized to at most 192 px on their longer side.
 * **photos**: every other photographic stamp of ``tuxpaint-stamps-default`` (any folder, same
   flatness test and size), grouped by their top-level folder. They widen the real-photo pool
-  that trains the EfficientNet-Lite0 explainer (``ttame_lib.photo_pool``); the composite
+  that trains the EfficientNet-Lite0 explainer (``ttame_lib.world.photo_pool``); the composite
   scenes use only the 12 classes under ``stamps/``.
 * **backgrounds**: the photographic (JPEG) backgrounds of ``scratch`` (CC-BY-SA-3.0),
   copied unchanged.

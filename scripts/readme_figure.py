@@ -20,7 +20,7 @@ import skimage.data
 import torch
 
 from ttame_lib import TTAME, load_backbone
-from ttame_lib.plotting import overlay, to_numpy_image
+from ttame_lib.viz.plotting import overlay, to_numpy_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,12 +25,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ttame_lib.backbones import SCENE_BACKBONES, build_scene_model, load_backbone
-from ttame_lib.checkpoint import atomic_save
-from ttame_lib.distillation import FeatureDistillation, logit_distillation, parse_layer_pairs
+from ttame_lib import load_backbone
+from ttame_lib.backbones.preprocessing import Preprocessing
 from ttame_lib.errors import TTAMEError
-from ttame_lib.preprocessing import Preprocessing
-from ttame_lib.scenes import CompositeScenes
+from ttame_lib.method.checkpoint import atomic_save
+from ttame_lib.method.training import Optimisation, run_epochs
+from ttame_lib.world.distillation import FeatureDistillation, logit_distillation, parse_layer_pairs
+from ttame_lib.world.scene_backbones import SCENE_BACKBONES, build_scene_model
+from ttame_lib.world.scenes import CompositeScenes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +82,7 @@ def evaluate_stored(name: str, eval_scenes: int, seed: int) -> None:
     print(json.dumps(result, indent=2))
 
 
-def main() -> None:
+def parse_args() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(SCENE_BACKBONES))
     parser.add_argument("--epochs", type=int, default=12)
@@ -119,133 +122,190 @@ def main() -> None:
     parser.add_argument(
         "--evaluate-only", action="store_true", help="re-measure the committed weights instead of training"
     )
-    args = parser.parse_args()
-    if args.evaluate_only:
-        evaluate_stored(args.name, args.eval_scenes, args.seed)
-        return
+    return parser, parser.parse_args()
+
+
+@dataclass
+class Run:
+    """A scene classifier being trained: the model, what it learns from, and its progress."""
+
+    args: argparse.Namespace
+    model: torch.nn.Module
+    prep: Preprocessing
+    teacher: object | None = None
+    distiller: FeatureDistillation | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Label cross-entropy, plus logit and feature distillation from the teacher when asked for."""
+        feature_loss = None
+        if self.distiller is not None:
+            logits, teacher_logits, feature_loss = self.distiller(
+                self.prep.normalize(images), self.teacher.normalize(images)
+            )
+        else:
+            logits = self.model(self.prep.normalize(images))
+            teacher_logits = self.teacher(images) if self.teacher is not None else None
+        loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+        if teacher_logits is not None:
+            loss = 0.5 * loss + 0.5 * logit_distillation(logits, teacher_logits)
+        if feature_loss is not None:
+            loss = loss + self.args.feature_weight * feature_loss
+        terms = {"loss": float(loss.detach())}
+        if feature_loss is not None:
+            terms["feature_loss"] = float(feature_loss.detach())
+        return loss, terms
+
+    def loader(self, epoch: int) -> DataLoader:
+        """Fresh compositions every epoch; every 5th object instance is never seen (the few-shot test)."""
+        spec = SCENE_BACKBONES[self.args.name]
+        scenes = CompositeScenes(
+            "train", length=self.args.scenes_per_epoch, size=spec.input_size, seed=1000 + epoch, holdout="instance"
+        )
+        return DataLoader(
+            scenes,
+            batch_size=self.args.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(self.args.seed + epoch),
+        )
+
+
+def build_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Run:
+    """The untrained model, and the teacher and feature distiller if asked for."""
     spec = SCENE_BACKBONES[args.name]
     torch.manual_seed(args.seed)
-    model = build_scene_model(args.name)
-    prep = Preprocessing(spec.input_size, spec.input_size[0], spec.mean, spec.std)
-    teacher = None
+    run = Run(
+        args, build_scene_model(args.name), Preprocessing(spec.input_size, spec.input_size[0], spec.mean, spec.std)
+    )
     if args.teacher:
-        teacher = load_backbone(args.teacher, weights="DEFAULT")
-        if teacher.input_size != spec.input_size:
-            parser.error(f"the teacher {args.teacher} takes {teacher.input_size} inputs, the student {spec.input_size}")
-    distiller = None
+        run.teacher = load_backbone(args.teacher, weights="DEFAULT")
+        if run.teacher.input_size != spec.input_size:
+            parser.error(
+                f"the teacher {args.teacher} takes {run.teacher.input_size} inputs, the student {spec.input_size}"
+            )
     if args.feature_distill:
-        if teacher is None:
+        if run.teacher is None:
             parser.error("--feature-distill needs --teacher")
         try:
             pairs = parse_layer_pairs(args.feature_distill)
-            distiller = FeatureDistillation(model, teacher.model, pairs, spec.input_size)
+            run.distiller = FeatureDistillation(run.model, run.teacher.model, pairs, spec.input_size)
         except TTAMEError as err:  # a typo in a layer name: the message lists the valid ones
             parser.error(f"--feature-distill: {err}")
-    trainable = list(model.parameters()) + (list(distiller.projections.parameters()) if distiller else [])
-    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=args.weight_decay)
-    steps = args.epochs * (args.scenes_per_epoch // args.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps)
-    out = args.output if args.output is not None else ROOT / spec.weights_file
-    resume_file = ROOT / "outputs" / "train_backbone" / f"{out.stem}.resume.pt"
-    command = "python scripts/train_backbone.py " + " ".join(a for a in sys.argv[1:] if a != "--resume")
-    ignored = ("resume", "evaluate_only", "eval_scenes", "output")
-    settings = {k: v for k, v in vars(args).items() if k not in ignored}
-    history: list[dict] = []
+    return run
+
+
+def resume_run(
+    parser: argparse.ArgumentParser, run: Run, resume_file: Path, settings: dict, optimisation: Optimisation
+) -> tuple[int, float]:
+    """Load the state saved after the last finished epoch; returns (finished epochs, seconds spent)."""
+    if not resume_file.is_file():
+        parser.error(f"--resume: nothing to resume, {resume_file} does not exist; start without --resume")
+    state = torch.load(resume_file, map_location="cpu", weights_only=True)
+    if state["settings"] != settings:
+        changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+        parser.error(
+            f"--resume: {resume_file} was written with other options ({', '.join(changed)}); "
+            f"run again with: {state['command']}"
+        )
+    run.model.load_state_dict(state["model"])
+    if run.distiller is not None:
+        run.distiller.projections.load_state_dict(state["projections"])
+    first_epoch = optimisation.load_state_dict(state["training"])
+    run.history = state["history"]
+    print(f"resuming after epoch {first_epoch} of {run.args.epochs}")
+    return first_epoch, state["seconds"]
+
+
+def train(parser: argparse.ArgumentParser, run: Run, resume_file: Path, command: str) -> float:
+    """The shared training loop (ttame_lib.method.training.run_epochs); returns the training seconds."""
+    args = run.args
+    settings = {k: v for k, v in vars(args).items() if k not in ("resume", "evaluate_only", "eval_scenes", "output")}
+    trainable = list(run.model.parameters()) + (list(run.distiller.projections.parameters()) if run.distiller else [])
+    steps_per_epoch = args.scenes_per_epoch // args.batch_size
+    optimisation = Optimisation(
+        torch.optim.AdamW(trainable, lr=args.lr, weight_decay=args.weight_decay), args.epochs * steps_per_epoch, args.lr
+    )
     first_epoch, earlier_seconds = 0, 0.0
     if args.resume:
-        if not resume_file.is_file():
-            parser.error(f"--resume: nothing to resume, {resume_file} does not exist; start without --resume")
-        state = torch.load(resume_file, map_location="cpu", weights_only=True)
-        if state["settings"] != settings:
-            changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
-            parser.error(
-                f"--resume: {resume_file} was written with other options ({', '.join(changed)}); "
-                f"run again with: {state['command']}"
-            )
-        model.load_state_dict(state["model"])
-        if distiller is not None:
-            distiller.projections.load_state_dict(state["projections"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, first_epoch, earlier_seconds = state["history"], state["epoch"], state["seconds"]
-        print(f"resuming after epoch {first_epoch} of {args.epochs}")
+        first_epoch, earlier_seconds = resume_run(parser, run, resume_file, settings, optimisation)
     started = time.perf_counter() - earlier_seconds
-    for epoch in range(first_epoch, args.epochs):
-        model.train()
-        # holdout="instance": every 5th object instance is never seen in training (the few-shot test).
-        scenes = CompositeScenes(
-            "train", length=args.scenes_per_epoch, size=spec.input_size, seed=1000 + epoch, holdout="instance"
-        )
-        loader = DataLoader(
-            scenes,
-            batch_size=args.batch_size,
-            shuffle=True,
-            drop_last=True,
-            generator=torch.Generator().manual_seed(args.seed + epoch),
-        )
-        total, seen, feature_total = 0.0, 0, 0.0
-        for images, labels, _ in tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False):
-            feature_loss = None
-            if distiller is not None:
-                logits, teacher_logits, feature_loss = distiller(prep.normalize(images), teacher.normalize(images))
-            else:
-                logits = model(prep.normalize(images))
-                teacher_logits = teacher(images) if teacher is not None else None
-            loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
-            if teacher_logits is not None:
-                loss = 0.5 * loss + 0.5 * logit_distillation(logits, teacher_logits)
-            if feature_loss is not None:
-                loss = loss + args.feature_weight * feature_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(labels)
-            feature_total += float(feature_loss.detach()) * len(labels) if feature_loss is not None else 0.0
-            seen += len(labels)
-        history.append({"epoch": epoch + 1, "loss": total / seen, "seconds": round(time.perf_counter() - started, 1)})
-        if distiller is not None:
-            history[-1]["feature_loss"] = feature_total / seen
-        tqdm.write(f"epoch {epoch + 1}: loss {total / seen:.3f} ({history[-1]['seconds']}s)")
+
+    def train_step(batch: tuple) -> tuple[torch.Tensor, dict[str, float], int]:
+        images, labels, _ = batch
+        loss, terms = run.loss(images, labels)
+        return loss, terms, len(labels)
+
+    def after_epoch(epoch: int, record: dict[str, float]) -> None:
+        record["seconds"] = round(time.perf_counter() - started, 1)
+        record.pop("lr")
+        run.history.append(record)
+        tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.3f} ({record['seconds']}s)")
         # Every epoch's state is kept (atomically), so an interrupted run loses at most one epoch: --resume.
         atomic_save(
             {
                 "settings": settings,
                 "command": command,
-                "epoch": epoch + 1,
                 "seconds": time.perf_counter() - started,
-                "history": history,
-                "model": model.state_dict(),
-                "projections": distiller.projections.state_dict() if distiller is not None else {},
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "history": run.history,
+                "model": run.model.state_dict(),
+                "projections": run.distiller.projections.state_dict() if run.distiller is not None else {},
+                "training": optimisation.state_dict(epoch + 1),
             },
             resume_file,
         )
-    seconds = time.perf_counter() - started
-    if distiller is not None:
-        distiller.remove()
-    scores = heldout_accuracies(model, args.name, args.eval_scenes, args.seed)
+
+    run_epochs(
+        epochs=args.epochs,
+        start_epoch=first_epoch,
+        steps_per_epoch=steps_per_epoch,
+        loader=run.loader,
+        train_step=train_step,
+        optimisation=optimisation,
+        before_epoch=lambda epoch: run.model.train(),
+        after_epoch=after_epoch,
+    )
+    return time.perf_counter() - started
+
+
+def write_outputs(run: Run, out: Path, seconds: float, command: str) -> None:
+    """Half-precision weights and the JSON report with held-out accuracies."""
+    args, spec = run.args, SCENE_BACKBONES[run.args.name]
     report = {
         "name": args.name,
         "architecture": spec.architecture,
         "input_size": list(spec.input_size),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in run.model.parameters()),
         "epochs": args.epochs,
         "scenes_per_epoch": args.scenes_per_epoch,
         "teacher": args.teacher,
         "feature_distill": args.feature_distill,
         "feature_weight": args.feature_weight if args.feature_distill else None,
         "training_seconds": round(seconds, 1),
-        **scores,
-        "history": history,
+        **heldout_accuracies(run.model, args.name, args.eval_scenes, args.seed),
+        "history": run.history,
         "command": command,
     }
     # Half precision halves the committed file; loading casts back to float32.
-    atomic_save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, out)
+    atomic_save({k: v.half() if v.is_floating_point() else v for k, v in run.model.state_dict().items()}, out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    resume_file.unlink(missing_ok=True)
     print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
+
+
+def main() -> None:
+    parser, args = parse_args()
+    if args.evaluate_only:
+        evaluate_stored(args.name, args.eval_scenes, args.seed)
+        return
+    run = build_run(parser, args)
+    out = args.output if args.output is not None else ROOT / SCENE_BACKBONES[args.name].weights_file
+    resume_file = ROOT / "outputs" / "train_backbone" / f"{out.stem}.resume.pt"
+    command = "python scripts/train_backbone.py " + " ".join(a for a in sys.argv[1:] if a != "--resume")
+    seconds = train(parser, run, resume_file, command)
+    if run.distiller is not None:
+        run.distiller.close()
+    write_outputs(run, out, seconds, command)
+    resume_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

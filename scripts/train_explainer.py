@@ -5,7 +5,7 @@
 
 Targets are the backbone's own predictions (as in the paper), so any classifier works. ``--data
 scenes`` trains on composite scenes (the scene backbones' own world); ``--data photos`` on the
-real-photo pool (:class:`ttame_lib.photo_pool.PhotoPool`), which makes an ImageNet classifier
+real-photo pool (:class:`ttame_lib.world.photo_pool.PhotoPool`), which makes an ImageNet classifier
 predict as many different classes as the offline world can. The run checkpoints every epoch
 (``<out>.run``) and resumes if interrupted; at the end it writes the explainer, and a JSON report
 with the training time, the final loss terms, the class coverage (training targets per class) and
@@ -24,10 +24,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ttame_lib import TTAME, load_backbone
-from ttame_lib.diagnostics import class_coverage
-from ttame_lib.metrics import dataset_pointing_game
-from ttame_lib.photo_pool import PhotoPool
-from ttame_lib.scenes import CompositeScenes
+from ttame_lib.evaluation.localisation import dataset_pointing_game
+from ttame_lib.method.diagnostics import class_coverage
+from ttame_lib.world.photo_pool import PhotoPool
+from ttame_lib.world.scenes import CompositeScenes
 
 ROOT = Path(__file__).resolve().parents[1]
 

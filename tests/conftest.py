@@ -60,11 +60,11 @@ def images_vit():
 def cnn_explainer(small_cnn):
     explainer = TTAME(small_cnn)
     yield explainer
-    explainer.remove_hooks()
+    explainer.close()
 
 
 @pytest.fixture
 def vit_explainer(small_vit):
     explainer = TTAME(small_vit)
     yield explainer
-    explainer.remove_hooks()
+    explainer.close()

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ttame_lib import TTAME, LayoutError, infer_layout, load_backbone, tokens_to_grid
-from ttame_lib.adapter import FeatureMapAdapter
+from ttame_lib.method.adapter import FeatureMapAdapter
 
 
 @pytest.mark.parametrize("grid", [(3, 3), (4, 6), (5, 2)])

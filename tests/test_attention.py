@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from ttame_lib import AttentionMechanism
-from ttame_lib.attention import fused_size
+from ttame_lib.method.attention import fused_size
 
 
 def literal_attention(mech: AttentionMechanism, maps):

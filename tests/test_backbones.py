@@ -33,7 +33,7 @@ def test_paper_presets_and_shapes(name):
     assert [tuple(m.shape[1:]) for m in maps] == PAPER_SHAPES[name]
     out = explainer.explain(images)
     assert out.shape == (2, 224, 224)
-    explainer.remove_hooks()
+    explainer.close()
 
 
 def test_paper_vit_hooks_the_layernorm_opening_each_of_the_last_three_blocks():
@@ -210,7 +210,7 @@ def test_scene_backbones_are_registered_with_scene_classes():
 
 
 def test_missing_scene_backbone_weights_name_the_restore_command(monkeypatch, tmp_path):
-    import ttame_lib.backbones as backbones
+    import ttame_lib.world.scene_backbones as backbones
 
     monkeypatch.setattr(backbones, "DATA_DIR", tmp_path / "data")
     with pytest.raises(WeightsFileError, match="train_backbone.py scenes_cnn"):
@@ -223,7 +223,7 @@ def test_scene_backbones_reject_model_arguments():
 
 
 def test_scene_backbone_report_describes_the_committed_weights(monkeypatch, tmp_path):
-    import ttame_lib.backbones as backbones
+    import ttame_lib.world.scene_backbones as backbones
 
     for name in ("scenes_cnn", "scenes_vit"):
         report = backbones.scene_backbone_report(name)

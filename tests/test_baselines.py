@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from ttame_lib import InputError, LayerNotFoundError, load_backbone
-from ttame_lib.baselines import (
+from ttame_lib import InputError, LayerNotFoundError, load_backbone, make_explainer
+from ttame_lib.evaluation.baselines import (
     BASELINES,
     CAM_METHODS,
     RISE,
@@ -11,11 +11,10 @@ from ttame_lib.baselines import (
     CentrePrior,
     UniformMap,
     candidate_cam_layers,
-    make_baseline,
     select_cam_layer,
 )
-from ttame_lib.metrics import mask_area, pointing_game
-from ttame_lib.scenes import CompositeScenes
+from ttame_lib.evaluation.localisation import mask_area, pointing_game
+from ttame_lib.world.scenes import CompositeScenes
 
 
 def _check_maps(maps, images):
@@ -71,15 +70,15 @@ def test_attention_rollout_timm_and_torchvision(small_vit, images_vit):
     assert float(tv_maps.std()) > 0
 
 
-def test_make_baseline_and_bad_input(small_cnn, images_cnn):
+def test_make_explainer_and_bad_input(small_cnn, images_cnn):
     assert {"gradcam", "scorecam", "rise", "rollout"} <= set(BASELINES)
     with pytest.raises(InputError, match="gradcam"):
-        make_baseline(small_cnn, "grad-cam")
+        make_explainer(small_cnn, "grad-cam")
     with pytest.raises(LayerNotFoundError, match="layer4"):
         CAMExplainer(small_cnn, "gradcam", layer="layer9")
     with pytest.raises(InputError, match="ViT"):
         AttentionRollout(small_cnn)
-    explainer = make_baseline(small_cnn, "gradcam")
+    explainer = make_explainer(small_cnn, "gradcam")
     with pytest.raises(InputError, match="one class per image"):
         explainer.explain(images_cnn[:2], classes=[[1, 2], [3, 4]])
     with pytest.raises(InputError, match="out of range"):
@@ -97,7 +96,7 @@ def scenes64():
 
 
 def test_centre_prior_is_a_centred_gaussian(small_cnn, images_cnn):
-    centre = make_baseline(small_cnn, "centre")
+    centre = make_explainer(small_cnn, "centre")
     assert isinstance(centre, CentrePrior) and centre.name == "centre"
     maps = centre.explain(images_cnn)
     _check_maps(maps, images_cnn)
@@ -118,7 +117,7 @@ def test_centre_prior_is_a_centred_gaussian(small_cnn, images_cnn):
 
 def test_uniform_map_scores_chance(small_cnn, scenes64):
     images, masks = scenes64
-    uniform = make_baseline(small_cnn, "uniform")
+    uniform = make_explainer(small_cnn, "uniform")
     assert isinstance(uniform, UniformMap) and uniform.name == "uniform"
     maps = uniform.explain(images, classes=torch.arange(6))
     _check_maps(maps, images)

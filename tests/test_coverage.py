@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ttame_lib import TTAME
-from ttame_lib.diagnostics import class_coverage
+from ttame_lib.method.diagnostics import class_coverage
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def trained(small_cnn, tmp_path):
     loader = torch.utils.data.DataLoader(images, batch_size=4)
     explainer.fit(loader, epochs=2, progress=False)
     yield explainer, images
-    explainer.remove_hooks()
+    explainer.close()
 
 
 def test_counts_are_the_training_targets(trained, small_cnn):
@@ -36,7 +36,7 @@ def test_counts_survive_save_and_load(trained, small_cnn, tmp_path):
     explainer, _ = trained
     loaded = TTAME.load(explainer.save(tmp_path / "x.ttame"), small_cnn)
     assert torch.equal(loaded.target_counts, explainer.target_counts)
-    loaded.remove_hooks()
+    loaded.close()
 
 
 def test_explain_warns_once_per_barely_trained_class(trained):

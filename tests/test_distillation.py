@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ttame_lib.backbones import build_scene_model
-from ttame_lib.distillation import FeatureDistillation, logit_distillation, parse_layer_pairs
 from ttame_lib.errors import InputError, LayerNotFoundError
+from ttame_lib.world.distillation import FeatureDistillation, logit_distillation, parse_layer_pairs
+from ttame_lib.world.scene_backbones import build_scene_model
 
 PAIRS = [("blocks.2", "layer2"), ("blocks.5", "layer4")]
 
@@ -49,7 +49,7 @@ def test_feature_distillation_trains_the_student_only_and_its_loss_falls():
     for name, value in teacher.state_dict().items():
         assert torch.equal(value, teacher_before[name]), name
     assert not teacher.training
-    distiller.remove()
+    distiller.close()
     for network in (student, teacher):
         assert all(not m._forward_hooks for m in network.modules())
 

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ttame_lib import CheckpointNotFoundError, InputError
-from ttame_lib.baselines import make_baseline
+from ttame_lib import CheckpointNotFoundError, InputError, make_explainer
 from ttame_lib.evaluation import (
     SUMMARY_COLUMNS,
     bootstrap_interval,
@@ -14,8 +13,8 @@ from ttame_lib.evaluation import (
     results_table,
     score_explainer,
 )
-from ttame_lib.scenes import CompositeScenes
-from ttame_lib.shipped import SHIPPED_EXPLAINERS, load_shipped_explainer
+from ttame_lib.world.scenes import CompositeScenes
+from ttame_lib.world.shipped import SHIPPED_EXPLAINERS, load_shipped_explainer
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +41,13 @@ def test_shipped_explainers_load_and_find_objects(name, scenes):
     for key in means:
         assert result[f"{key}_lo"] - 1e-6 <= result[key] <= result[f"{key}_hi"] + 1e-6, key
     assert "ROAD-MORF(10%)_lo" not in result and "ms_per_image_lo" not in result
-    explainer.remove_hooks()
+    explainer.close()
 
 
 def test_results_table_lists_every_method(scenes):
     explainer = load_shipped_explainer("scenes_cnn")
     images, masks = scenes
-    gradcam = make_baseline(explainer.backbone, "gradcam")
+    gradcam = make_explainer(explainer.backbone, "gradcam")
     rows = []
     for name, ex in [("ttame", explainer), ("gradcam", gradcam)]:
         rows.append(
@@ -62,7 +61,7 @@ def test_results_table_lists_every_method(scenes):
 def test_shipped_explainer_errors(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="scenes_cnn"):
         load_shipped_explainer("resnet50")
-    import ttame_lib.shipped as shipped
+    import ttame_lib.world.shipped as shipped
 
     monkeypatch.setattr(shipped, "DATA_DIR", tmp_path)
     with pytest.raises(CheckpointNotFoundError, match="git checkout -- data/explainers"):
@@ -104,10 +103,10 @@ def test_bootstrap_interval_of_a_constant_sample_is_the_value():
 def test_uniform_map_scores_zero_drop_and_chance(scenes):
     """A map that ranks nothing keeps every pixel (AD = IC = 0) and localises at chance level."""
     explainer = load_shipped_explainer("scenes_cnn")
-    explainer.remove_hooks()
+    explainer.close()
     images, masks = scenes[0][:8], scenes[1][:8]
     scores = score_explainer(
-        make_baseline(explainer.backbone, "uniform"), explainer.backbone, images, masks, progress=False
+        make_explainer(explainer.backbone, "uniform"), explainer.backbone, images, masks, progress=False
     )
     result = scores.summary(seed=3)
     chance = 100 * float(masks.flatten(1).float().mean(1).mean())
@@ -144,7 +143,7 @@ def test_results_table_prints_intervals():
 def test_road_can_be_limited_to_the_first_images(scenes):
     images, masks = scenes
     backbone = load_shipped_explainer("scenes_cnn").backbone
-    centre = make_baseline(backbone, "centre")
+    centre = make_explainer(backbone, "centre")
     scores = score_explainer(centre, backbone, images[:6], masks[:6], batch_size=4, road_images=5, progress=False)
     per_image = scores.per_image()
     assert len(per_image["AD(15%)"]) == 6 and len(per_image["ROAD-MORF(mean)"]) == 5

@@ -99,13 +99,13 @@ def test_seed_makes_initialisation_deterministic_without_touching_global_rng(sma
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not torch.equal(sa["fuse.weight"], sc["fuse.weight"])
     for x in (a, b, c):
-        x.remove_hooks()
+        x.close()
 
 
 def test_class_token_gating_option(small_vit):
     explainer = TTAME(small_vit, gate_with_class_token=True)
     assert explainer.explain(torch.rand(1, 3, 64, 96)).shape == (1, 64, 96)
-    explainer.remove_hooks()
+    explainer.close()
     with pytest.raises(LayoutError, match="token"):
         TTAME(load_backbone("resnet18", num_classes=10), gate_with_class_token=True)
 
@@ -120,11 +120,11 @@ def test_checkpoint_round_trip_reproduces_maps_exactly(tmp_path, small_cnn, imag
     explainer = _trained(TTAME(small_cnn), images_cnn)
     before = explainer.explain(images_cnn)
     path = explainer.save(tmp_path / "runs" / "cnn.ttame")
-    explainer.remove_hooks()
+    explainer.close()
     loaded = TTAME.load(path, small_cnn)
     assert torch.equal(loaded.explain(images_cnn), before)
     assert loaded.history == explainer.history and len(loaded.history) == 1
-    loaded.remove_hooks()
+    loaded.close()
     assert not list(path.parent.glob(".*tmp"))
 
 
@@ -149,13 +149,13 @@ def test_checkpoint_errors(tmp_path, small_cnn, small_vit, images_cnn):
         TTAME.load(corrupt, small_cnn)
     explainer = TTAME(small_cnn)
     path = explainer.save(tmp_path / "cnn.ttame")
-    explainer.remove_hooks()
+    explainer.close()
     with pytest.raises(CheckpointError, match="trained for backbone 'resnet18'"):
         TTAME.load(path, small_vit)
     other_layers = TTAME(small_cnn, layers=["layer3", "layer4"])
     with pytest.raises(CheckpointError, match="layers"):
         other_layers.load_state(torch.load(path, weights_only=True), path)
-    other_layers.remove_hooks()
+    other_layers.close()
     other_classes = load_backbone("resnet18", num_classes=7)
     with pytest.raises(CheckpointError, match="10 classes"):
         TTAME.load(path, other_classes)

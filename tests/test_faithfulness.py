@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from ttame_lib import InputError, load_backbone
-from ttame_lib.faithfulness import ConfidenceResult, confidence_drop, keep_masks, removal_masks, road
-from ttame_lib.scenes import CompositeScenes
+from ttame_lib.evaluation.faithfulness import ConfidenceResult, confidence_drop, keep_masks, removal_masks, road
+from ttame_lib.world.scenes import CompositeScenes
 
 
 @pytest.fixture(scope="module")

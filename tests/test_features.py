@@ -21,7 +21,7 @@ def test_one_forward_returns_the_plain_logits_and_the_hooked_maps(small_cnn):
         logits, features = extractor(x)
         assert torch.equal(logits, small_cnn.model(x))
     assert [tuple(f.shape) for f in features] == [(2, 128, 8, 8), (2, 512, 2, 2)]
-    extractor.remove()
+    extractor.close()
 
 
 def test_hooks_are_inactive_outside_calls_and_removable(small_cnn):
@@ -30,5 +30,5 @@ def test_hooks_are_inactive_outside_calls_and_removable(small_cnn):
     with torch.no_grad():
         small_cnn.model(torch.rand(1, 3, 32, 32))
     assert extractor._outputs == {}
-    extractor.remove()
+    extractor.close()
     assert sum(len(m._forward_hooks) for m in small_cnn.model.modules()) == before

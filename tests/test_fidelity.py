@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ttame_lib import TTAME, LossWeights, TTAMELoss, explanation_maps, minmax_normalize, total_variation
-from ttame_lib.faithfulness import confidence_drop, road
+from ttame_lib.evaluation.faithfulness import confidence_drop, road
 
 # ---------------------------------------------------------------- 1. loss over B x B maps
 
@@ -77,16 +77,16 @@ def test_explainer_loss_matches_the_formula_on_a_real_backbone(small_cnn, images
         assert terms["tv"].item() == pytest.approx(tv.item(), rel=1e-5)
         assert terms["ce"].item() == pytest.approx(ce.item(), rel=1e-5)
     finally:
-        explainer.remove_hooks()
+        explainer.close()
 
 
 def test_regularize_scope_is_saved_and_restored(small_cnn, tmp_path):
     explainer = TTAME(small_cnn, regularize="own")
     path = explainer.save(tmp_path / "own.ttame")
-    explainer.remove_hooks()
+    explainer.close()
     loaded = TTAME.load(path, small_cnn)
     assert loaded.loss_fn.regularize == "own"
-    loaded.remove_hooks()
+    loaded.close()
 
 
 # ---------------------------------------------------------------- 2. the explanation map
@@ -162,7 +162,7 @@ def test_road_imputes_cnns_in_the_raw_domain_and_vits_normalised(which, raw_doma
 
 
 def test_attention_levels_separate_own_and_other_classes(cnn_explainer, images_cnn):
-    from ttame_lib.diagnostics import attention_levels
+    from ttame_lib.method.diagnostics import attention_levels
 
     cnn_explainer.attention.eval()  # running BatchNorm statistics, as attention_levels uses
     with torch.no_grad():

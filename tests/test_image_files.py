@@ -2,7 +2,7 @@ import pytest
 from PIL import Image
 
 from ttame_lib import InputError, load_backbone
-from ttame_lib.image_files import ImageFiles
+from ttame_lib.world.image_files import ImageFiles
 
 
 def test_corrupt_files_are_skipped_with_a_counted_warning(tmp_path):

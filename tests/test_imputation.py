@@ -4,7 +4,7 @@ import torch
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 
 from ttame_lib import InputError
-from ttame_lib.imputation import linear_impute
+from ttame_lib.evaluation.imputation import linear_impute
 
 # pytorch-grad-cam calls numpy on torch tensors, which numpy 2 flags as deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

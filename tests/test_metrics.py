@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ttame_lib import InputError
-from ttame_lib.metrics import energy_pointing_game, mask_area, pointing_game, top_k_iou
+from ttame_lib.evaluation.localisation import energy_pointing_game, mask_area, pointing_game, top_k_iou
 
 
 def test_pointing_game_hits_and_misses():

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from ttame_lib import InputError
-from ttame_lib.photo_pool import PhotoPool
-from ttame_lib.scenes import CompositeScenes, load_assets
+from ttame_lib.world.photo_pool import PhotoPool
+from ttame_lib.world.scenes import CompositeScenes, load_assets
 
 
 def test_views_are_deterministic_images_in_unit_range():

@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from ttame_lib.scenes import DATA_DIR, AssetError, CompositeScenes, load_assets
+from ttame_lib.world.scenes import DATA_DIR, AssetError, CompositeScenes, load_assets
 
 
 def test_assets_match_the_manifest():

@@ -12,6 +12,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("train_backbone", ROOT / "scripts" / "train_backbone.py")
 train_backbone = importlib.util.module_from_spec(spec)
+sys.modules["train_backbone"] = train_backbone  # dataclasses look their module up there
 spec.loader.exec_module(train_backbone)
 
 # Tiny settings: two epochs of 64 scenes, with logit and feature distillation from the shipped CNN.

@@ -53,7 +53,7 @@ def test_validation_terms_are_logged(cnn_explainer, data):
 def test_resume_after_interruption_gives_the_same_result(tmp_path, small_cnn, data):
     reference = TTAME(small_cnn)
     reference.fit(loader(data), epochs=3, progress=False)
-    reference.remove_hooks()
+    reference.close()
 
     class Crash(Exception):
         pass
@@ -79,7 +79,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, small_cnn, da
     interrupted = TTAME(small_cnn)
     with pytest.raises(Crash):
         interrupted.fit(CrashingLoader(loader(data)), epochs=3, checkpoint=path, progress=False)
-    interrupted.remove_hooks()
+    interrupted.close()
     assert torch.load(path, weights_only=True)["training"]["epoch"] == 2
 
     resumed = TTAME(small_cnn, seed=123)  # different init: everything must come from the checkpoint
@@ -88,7 +88,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, small_cnn, da
     assert all(torch.equal(ref_state[k], new_state[k]) for k in ref_state)
     strip = [{k: v for k, v in h.items() if k != "seconds"} for h in history]
     assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in reference.history]
-    resumed.remove_hooks()
+    resumed.close()
 
 
 def test_existing_checkpoint_is_never_overwritten_silently(tmp_path, cnn_explainer, data):
@@ -125,5 +125,5 @@ def test_on_epoch_end_sees_each_epoch_without_changing_the_result(small_cnn, dat
     assert seen == [(1, (2, 64, 64)), (2, (2, 64, 64))]
     a, b = plain.attention.state_dict(), watched.attention.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    plain.remove_hooks()
-    watched.remove_hooks()
+    plain.close()
+    watched.close()

@@ -1,10 +1,14 @@
-"""ttame_lib: T-TAME (Trainable Attention Mechanism for Explanations) for CNNs and ViTs."""
+"""ttame_lib: T-TAME (Trainable Attention Mechanism for Explanations) for CNNs and ViTs.
 
-__version__ = "0.1.0"
+The package follows the pipeline (docs/architecture.md):
+``backbones`` (frozen classifiers) -> ``method`` (T-TAME: hooks, adapter, attention, loss,
+training, checkpoints) -> ``evaluation`` (metrics, baselines, runner) -> ``world`` (the offline
+data and shipped models) -> ``viz`` (figures).
+"""
 
-from .adapter import FeatureMapAdapter, infer_layout, tokens_to_grid  # noqa: E402
-from .attention import AttentionMechanism  # noqa: E402
-from .backbones import PAPER_PRESETS, Backbone, load_backbone  # noqa: E402
+from . import world  # noqa: E402,F401  (registers the offline world's "scenes" backbone source)
+from .backbones import PAPER_PRESETS, Backbone, load_backbone, load_image, register_source  # noqa: E402
+from .backbones.preprocessing import Preprocessing  # noqa: E402
 from .errors import (  # noqa: E402
     CheckpointError,
     CheckpointNotFoundError,
@@ -16,26 +20,42 @@ from .errors import (  # noqa: E402
     WeightsFileError,
     WeightsUnavailableError,
 )
-from .explainer import TTAME  # noqa: E402
-from .features import FeatureExtractor  # noqa: E402
-from .loss import LossWeights, TTAMELoss, area_loss, total_variation  # noqa: E402
-from .masking import explanation_maps, mask_images, minmax_normalize, upsample  # noqa: E402
-from .preprocessing import Preprocessing, load_image  # noqa: E402
+from .factory import EXPLAINERS, make_explainer  # noqa: E402
+from .interface import Explainer  # noqa: E402
+from .method import (  # noqa: E402
+    TTAME,
+    AttentionMechanism,
+    FeatureExtractor,
+    FeatureMapAdapter,
+    LossWeights,
+    TTAMELoss,
+    area_loss,
+    explanation_maps,
+    infer_layout,
+    mask_images,
+    minmax_normalize,
+    tokens_to_grid,
+    total_variation,
+    upsample,
+)
+from .version import __version__
 
 __all__ = [
+    "EXPLAINERS",
+    "PAPER_PRESETS",
+    "TTAME",
     "AttentionMechanism",
     "Backbone",
     "CheckpointError",
     "CheckpointNotFoundError",
+    "Explainer",
     "FeatureExtractor",
     "FeatureMapAdapter",
     "InputError",
     "LayerNotFoundError",
     "LayoutError",
     "LossWeights",
-    "PAPER_PRESETS",
     "Preprocessing",
-    "TTAME",
     "TTAMEError",
     "TTAMELoss",
     "UnknownBackboneError",
@@ -43,12 +63,14 @@ __all__ = [
     "WeightsUnavailableError",
     "__version__",
     "area_loss",
+    "explanation_maps",
     "infer_layout",
     "load_backbone",
     "load_image",
-    "explanation_maps",
+    "make_explainer",
     "mask_images",
     "minmax_normalize",
+    "register_source",
     "tokens_to_grid",
     "total_variation",
     "upsample",

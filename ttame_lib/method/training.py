@@ -1,0 +1,398 @@
+"""Training: the loss on a batch, the epoch loop, checkpoints and exact resumption.
+
+One loop, :func:`run_epochs`, serves both trainers of the project: :func:`fit` (T-TAME's
+attention mechanism; docs/method.md, "Training") and ``scripts/train_backbone.py`` (the
+offline world's scene classifiers). T-TAME is trained with SGD (momentum 0.9, weight decay
+5e-4) under a one-cycle schedule peaking at 1e-3, mixed precision on CUDA, a checkpoint
+written atomically after every epoch; the checkpoint carries the optimiser, scheduler,
+grad-scaler and RNG states (global and the data loader's generator), so ``resume=True``
+replays the remaining epochs bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from ..backbones.backbone import Backbone
+from ..errors import CheckpointError, InputError
+from .attention import AttentionMechanism
+from .checkpoint import atomic_save, check_compatible, read_checkpoint
+from .loss import TTAMELoss
+
+TERMS = ("loss", "ce", "area", "tv")
+
+
+class Trainable(Protocol):
+    """What training needs of an explainer (:class:`ttame_lib.TTAME` has it all)."""
+
+    backbone: Backbone
+    attention: AttentionMechanism
+    loss_fn: TTAMELoss
+    history: list[dict[str, float]]
+    target_counts: torch.Tensor | None
+
+    @property
+    def device(self) -> torch.device: ...
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def backbone_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
+
+    def masked_logits(self, images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor: ...
+
+    def metadata(self) -> dict[str, Any]: ...
+
+    def checkpoint_state(self, training: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def load_state(self, data: dict[str, Any], path: str | Path = ...) -> None: ...
+
+
+def batch_images(batch: Any) -> torch.Tensor:
+    """Images from a loader batch: a tensor, an (images, labels, ...) tuple or a dict with 'image'."""
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    if isinstance(batch, dict):
+        for key in ("image", "images", "pixel_values"):
+            if key in batch:
+                return batch[key]
+    raise InputError(
+        f"cannot find images in a batch of type {type(batch).__name__}; yield tensors, (images, labels) "
+        "tuples or dicts with an 'image' key"
+    )
+
+
+def batch_loss(explainer: Trainable, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The T-TAME loss for a batch of prepared images; targets are the backbone's own predictions.
+
+    Each image is masked by its own target's map for the cross-entropy; the area and TV terms
+    see the maps of ``explainer.loss_fn.regularize``'s scope (B x B for the paper's ``"batch"``).
+    In a training step (attention in train mode) the targets are counted per class: an
+    explainer only knows the classes it saw (``explainer.target_counts``).
+    """
+    with torch.no_grad():
+        logits, features = explainer.backbone_forward(images)
+    targets = logits.argmax(dim=1)
+    if explainer.attention.training:
+        counts = torch.bincount(targets.detach().cpu(), minlength=explainer.attention.num_classes)
+        explainer.target_counts = counts if explainer.target_counts is None else explainer.target_counts + counts
+    if explainer.loss_fn.regularize == "batch":
+        batch = targets.shape[0]
+        maps = explainer.attention(features, targets.expand(batch, batch))  # maps[i, j]: target j on image i
+        own = maps.diagonal(dim1=0, dim2=1).permute(2, 0, 1)  # (B, h, w): maps[b, b]
+    else:
+        maps = own = explainer.attention(features, targets)
+    return explainer.loss_fn(explainer.masked_logits(images, own), targets, maps)
+
+
+# --------------------------------------------------------------------------- exact resumption
+
+
+def _loader_generators(loader: Any) -> list[torch.Generator]:
+    """RNGs that decide a DataLoader's order (its own generator and its sampler's)."""
+    found = []
+    for owner in (
+        loader,
+        getattr(loader, "sampler", None),
+        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+    ):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
+            found.append(generator)
+    return found
+
+
+def rng_state(loader: Any = None) -> dict[str, Any]:
+    """The global RNG states and those of ``loader``'s generators."""
+    state = {"torch": torch.get_rng_state(), "loader": [g.get_state() for g in _loader_generators(loader)]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], loader: Any = None) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generators = _loader_generators(loader)
+    if len(generators) != len(state["loader"]):
+        raise CheckpointError("the data loader differs from the checkpointed run (its random generators do not match)")
+    for generator, saved in zip(generators, state["loader"], strict=True):
+        generator.set_state(saved)
+
+
+class Optimisation:
+    """Optimiser, one-cycle scheduler and grad scaler of a run, saved and restored together."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, max_lr: float, amp: bool = False):
+        self.optimizer = optimizer
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """Backward pass and one optimiser + scheduler step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self, epoch: int, loader: Any = None) -> dict[str, Any]:
+        """Everything needed to continue after ``epoch`` finished epochs."""
+        return {
+            "epoch": epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(loader),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], loader: Any = None) -> int:
+        """Restore a :meth:`state_dict`; returns the number of finished epochs."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if "rng" in state:
+            set_rng_state(state["rng"], loader)
+        return int(state["epoch"])
+
+
+# --------------------------------------------------------------------------- the loop
+
+# One training step: a loader batch -> (loss to minimise, terms to log, batch size).
+StepFn = Callable[[Any], tuple[torch.Tensor, dict[str, float], int]]
+
+
+def run_epochs(
+    *,
+    epochs: int,
+    start_epoch: int,
+    steps_per_epoch: int,
+    loader: Iterable | Callable[[int], Iterable],
+    train_step: StepFn,
+    optimisation: Optimisation,
+    amp: bool = False,
+    device: torch.device | None = None,
+    before_epoch: Callable[[int], None] | None = None,
+    after_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> None:
+    """The epoch loop: ``steps_per_epoch`` steps of ``train_step`` per epoch, with a tqdm bar.
+
+    ``loader`` is an iterable, or a function of the epoch index that returns one (fresh data per
+    epoch). After each epoch, ``after_epoch(epoch_index, record)`` gets the mean of every logged
+    term over the epoch's images plus ``epoch`` and ``lr``; that is where callers validate,
+    write their checkpoint and keep their history.
+    """
+    for epoch in range(start_epoch, epochs):
+        if before_epoch is not None:
+            before_epoch(epoch)
+        batches = loader(epoch) if callable(loader) else loader
+        sums: dict[str, float] = {}
+        seen = 0
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for step, batch in enumerate(batches):
+            if step >= steps_per_epoch:
+                break
+            with torch.autocast(device.type if device is not None else "cpu", enabled=amp):
+                loss, terms, batch_size = train_step(batch)
+            optimisation.step(loss)
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value * batch_size
+            seen += batch_size
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in terms.items()})
+        bar.close()
+        if seen == 0:
+            raise InputError("the training loader yielded no batches")
+        record = {"epoch": epoch + 1, **{k: v / seen for k, v in sums.items()}, "lr": optimisation.lr}
+        if after_epoch is not None:
+            after_epoch(epoch, record)
+
+
+# --------------------------------------------------------------------------- T-TAME
+
+
+@torch.no_grad()
+def evaluate_loss(explainer: Trainable, loader: Iterable, *, amp: bool = False) -> dict[str, float]:
+    """Mean loss terms over a loader, without gradients (attention in eval mode)."""
+    explainer.attention.eval()
+    sums = dict.fromkeys(TERMS, 0.0)
+    count = 0
+    for batch in loader:
+        images = explainer.prepare(batch_images(batch))
+        with torch.autocast(explainer.device.type, enabled=amp):
+            total, terms = batch_loss(explainer, images)
+        for key, value in {"loss": total, **terms}.items():
+            sums[key] += float(value) * images.shape[0]
+        count += images.shape[0]
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+def _steps_per_epoch(train_loader: Iterable, steps_per_epoch: int | None) -> int:
+    if steps_per_epoch is None:
+        try:
+            steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
+        except TypeError:
+            raise InputError("train_loader has no len(); pass steps_per_epoch=") from None
+    if steps_per_epoch < 1:
+        raise InputError("train_loader is empty")
+    return steps_per_epoch
+
+
+def _checkpoint_path(checkpoint: str | Path | None, resume: bool) -> Path | None:
+    path = Path(checkpoint) if checkpoint is not None else None
+    if resume and path is None:
+        raise InputError("resume=True needs checkpoint=PATH (the file the interrupted run wrote)")
+    if path is not None and path.exists() and not resume:
+        raise CheckpointError(
+            f"{path} already exists; pass resume=True to continue that run, or another path to start a new one "
+            "(nothing is overwritten silently)"
+        )
+    return path
+
+
+def _resume(explainer: Trainable, path: Path, run: dict[str, Any], optimisation: Optimisation, loader: Any) -> int:
+    """Load an interrupted run's checkpoint into the explainer and the optimisation; returns its epoch."""
+    data = read_checkpoint(path)
+    check_compatible(data["meta"], explainer.metadata(), path)
+    training = data.get("training")
+    if not training:
+        raise CheckpointError(f"{path} holds a finished explainer without training state; it cannot be resumed")
+    if training["run"] != run:
+        raise CheckpointError(
+            f"{path} belongs to a run with settings {training['run']}; resume with the same settings (you passed {run})"
+        )
+    explainer.load_state(data, path)
+    return optimisation.load_state_dict(training, loader)
+
+
+class _FitEpochs:
+    """What :func:`fit` does at each step and around each epoch of the shared loop."""
+
+    def __init__(
+        self,
+        explainer: Trainable,
+        train_loader: Iterable,
+        val_loader: Iterable | None,
+        optimisation: Optimisation,
+        run: dict[str, Any],
+        path: Path | None,
+        amp: bool,
+        progress: bool,
+        on_epoch_end: Callable[[Any, dict[str, float]], None] | None,
+    ):
+        self.explainer, self.train_loader, self.val_loader = explainer, train_loader, val_loader
+        self.optimisation, self.run, self.path = optimisation, run, path
+        self.amp, self.progress, self.on_epoch_end = amp, progress, on_epoch_end
+        self.started = 0.0
+
+    def before_epoch(self, epoch: int) -> None:
+        self.explainer.backbone.model.eval()  # the backbone's BatchNorm/Dropout stay in inference mode
+        self.explainer.attention.train()
+        self.started = time.perf_counter()
+
+    def train_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, float], int]:
+        images = self.explainer.prepare(batch_images(batch))
+        total, terms = batch_loss(self.explainer, images)
+        values = {"loss": float(total.detach()), **{k: float(v) for k, v in terms.items()}}
+        return total, values, images.shape[0]
+
+    def after_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        """Validate, log, write the checkpoint (with everything resume needs), call ``on_epoch_end``."""
+        explainer = self.explainer
+        if self.val_loader is not None:
+            val = evaluate_loss(explainer, self.val_loader, amp=self.amp)
+            record.update({f"val_{k}": v for k, v in val.items()})
+        record["seconds"] = time.perf_counter() - self.started
+        explainer.history.append(record)
+        if self.progress:
+            terms = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
+            tqdm.write(f"epoch {epoch + 1}/{self.run['epochs']}: {terms} ({record['seconds']:.1f}s)")
+        if self.path is not None:
+            training = {**self.optimisation.state_dict(epoch + 1, self.train_loader), "run": self.run}
+            atomic_save(explainer.checkpoint_state(training), self.path)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(explainer, record)
+            explainer.attention.train()
+
+
+def fit(
+    explainer: Trainable,
+    train_loader: Iterable,
+    epochs: int = 8,
+    *,
+    val_loader: Iterable | None = None,
+    lr: float = 1e-3,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    steps_per_epoch: int | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    amp: bool | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[Any, dict[str, float]], None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``explainer.attention``; return the per-epoch history (loss terms, lr, time).
+
+    Args:
+        train_loader: yields [0, 1] image batches (labels, if any, are ignored: the
+            targets are the backbone's own predictions).
+        epochs: total number of epochs of the run (also when resuming).
+        val_loader: optional; its mean loss terms are logged as ``val_*`` each epoch.
+        lr, momentum, weight_decay: SGD settings; ``lr`` is the one-cycle peak.
+        steps_per_epoch: cap on batches per epoch (default: ``len(train_loader)``).
+        checkpoint: file written atomically after every epoch.
+        resume: continue the run stored in ``checkpoint`` (starts fresh if it is absent).
+        amp: mixed precision; default on for CUDA, off on CPU.
+        progress: show a tqdm bar with the running loss terms.
+        on_epoch_end: called with (explainer, epoch record) after each epoch's checkpoint,
+            e.g. to snapshot maps; it must not change the explainer's weights.
+    """
+    if epochs < 1:
+        raise InputError(f"epochs must be >= 1; got {epochs}")
+    steps_per_epoch = _steps_per_epoch(train_loader, steps_per_epoch)
+    device = explainer.device
+    amp = device.type == "cuda" if amp is None else amp
+    if amp and device.type != "cuda":
+        raise InputError("mixed precision (amp=True) is only supported on CUDA; pass amp=False on CPU")
+    path = _checkpoint_path(checkpoint, resume)
+    optimizer = torch.optim.SGD(explainer.attention.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    optimisation = Optimisation(optimizer, epochs * steps_per_epoch, lr, amp)
+    run = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "lr": lr, "momentum": momentum}
+    run["weight_decay"] = weight_decay
+    start_epoch = 0
+    if resume and path is not None and path.exists():
+        start_epoch = _resume(explainer, path, run, optimisation, train_loader)
+        if progress:
+            tqdm.write(f"resuming {path} after epoch {start_epoch}/{epochs}")
+    elif not resume:
+        explainer.history = []
+    epoch_steps = _FitEpochs(explainer, train_loader, val_loader, optimisation, run, path, amp, progress, on_epoch_end)
+    run_epochs(
+        epochs=epochs,
+        start_epoch=start_epoch,
+        steps_per_epoch=steps_per_epoch,
+        loader=train_loader,
+        train_step=epoch_steps.train_step,
+        optimisation=optimisation,
+        amp=amp,
+        device=device,
+        before_epoch=epoch_steps.before_epoch,
+        after_epoch=epoch_steps.after_epoch,
+        progress=progress,
+    )
+    explainer.attention.eval()
+    return explainer.history

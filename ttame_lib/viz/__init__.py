@@ -1,0 +1,21 @@
+"""Figures for the notebooks: images, feature maps, explanation overlays, method comparisons."""
+
+from .plotting import (
+    compare_methods,
+    overlay,
+    prediction_title,
+    show_explanation_grid,
+    show_feature_maps,
+    show_images,
+    to_numpy_image,
+)
+
+__all__ = [
+    "compare_methods",
+    "overlay",
+    "prediction_title",
+    "show_explanation_grid",
+    "show_feature_maps",
+    "show_images",
+    "to_numpy_image",
+]
