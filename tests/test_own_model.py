@@ -198,3 +198,10 @@ def test_every_explainer_shares_one_interface_and_releases_its_hooks(small_cnn, 
         make_explainer(small_cnn, "gradcam ")
     with pytest.raises(InputError, match="Backbone"):
         make_explainer(small_cnn.model, "gradcam")
+
+
+def test_the_old_name_for_close_still_works_and_says_so(small_cnn):
+    explainer = TTAME(small_cnn)
+    with pytest.warns(DeprecationWarning, match="close"):
+        explainer.remove_hooks()
+    assert not explainer.extractor._handles

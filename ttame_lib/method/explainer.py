@@ -111,6 +111,11 @@ class TTAME(ExplainerBase):
         """Detach from the backbone (its modules are left exactly as before)."""
         self.extractor.close()
 
+    def remove_hooks(self) -> None:
+        """Deprecated name of :meth:`close` (every explainer now closes the same way)."""
+        warnings.warn("TTAME.remove_hooks() is deprecated; use close()", DeprecationWarning, stacklevel=2)
+        self.close()
+
     def __repr__(self) -> str:
         params = sum(p.numel() for p in self.attention.parameters())
         shapes = ", ".join(f"{n} [{lay}, C={c}]" for n, (lay, c) in zip(self.layers, self.layouts, strict=True))
