@@ -64,3 +64,7 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 class LayoutError(TTAMEError, ValueError):
     """A hooked layer's output cannot be turned into a (B, C, H, W) feature map."""
+
+
+class TrainingError(TTAMEError, RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the message says what was kept and what to change."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -124,7 +125,23 @@ class Backbone:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of [0, 1] images (one plain forward)."""
-        return self.model(self.normalize(images.to(self.device)))
+        with self.evaluating():
+            return self.model(self.normalize(images.to(self.device)))
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Run the model in eval mode inside the block, then restore every module's own mode.
+
+        Explanations and metrics never change the classifier: a model left in train mode by user
+        code would otherwise update its BatchNorm statistics on every explained batch.
+        """
+        modes = [(module, module.training) for module in self.model.modules()]
+        self.model.eval()
+        try:
+            yield
+        finally:
+            for module, mode in modes:
+                module.training = mode
 
     def class_name(self, index: int) -> str:
         """Human-readable name of a class index (the index itself when names are unknown)."""

@@ -28,7 +28,14 @@ ROAD_LEVELS: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0, 50.0, 70.0, 90.0)
 
 
 def _check_percents(percents: Sequence[float], *, allow_100: bool) -> tuple[float, ...]:
+    if isinstance(percents, (str, bytes)) or not isinstance(percents, Sequence):
+        raise InputError(f"percents must be a list of percentages such as [100, 50, 15]; got {percents!r}")
     values = tuple(float(p) for p in percents)
+    if values and all(0 < p < 1 for p in values):
+        raise InputError(
+            f"percents are percentages (0-100), and all of {list(percents)} are below 1 %: did you mean fractions? "
+            f"Pass {[round(100 * p, 6) for p in values]}"
+        )
     upper_ok = (lambda p: p <= 100) if allow_100 else (lambda p: p < 100)
     bad = [p for p in values if not (p > 0 and upper_ok(p))]
     if bad or not values:
@@ -137,18 +144,19 @@ def confidence_drop(
     image). All levels of a batch go through the backbone in one forward. ``logits``: the
     backbone's logits on the unmasked ``images`` when the caller has them already (saves a forward).
     """
-    levels = _check_percents(percents, allow_100=True)
-    _check_inputs(images, maps, unit_range=True)
-    images, maps = images.to(backbone.device), maps.to(backbone.device)
-    logits = _given_or_computed(backbone, images, logits)
-    chosen = resolve_classes(classes, logits)
-    if chosen.ndim != 1:
-        raise InputError("confidence_drop takes one class per image")
-    original = logits.softmax(dim=1).gather(1, chosen.view(-1, 1)).squeeze(1)
-    masks = torch.cat([keep_masks(maps, p) for p in levels])
-    inputs = backbone.normalize(images.repeat(len(levels), 1, 1, 1) * masks.unsqueeze(1))
-    probs = _probabilities(backbone, inputs, chosen.repeat(len(levels))).view(len(levels), -1)
-    return ConfidenceResult(original, {p: probs[i] for i, p in enumerate(levels)})
+    with backbone.evaluating():
+        levels = _check_percents(percents, allow_100=True)
+        _check_inputs(images, maps, unit_range=True)
+        images, maps = images.to(backbone.device), maps.to(backbone.device)
+        logits = _given_or_computed(backbone, images, logits)
+        chosen = resolve_classes(classes, logits)
+        if chosen.ndim != 1:
+            raise InputError("confidence_drop takes one class per image")
+        original = logits.softmax(dim=1).gather(1, chosen.view(-1, 1)).squeeze(1)
+        masks = torch.cat([keep_masks(maps, p) for p in levels])
+        inputs = backbone.normalize(images.repeat(len(levels), 1, 1, 1) * masks.unsqueeze(1))
+        probs = _probabilities(backbone, inputs, chosen.repeat(len(levels))).view(len(levels), -1)
+        return ConfidenceResult(original, {p: probs[i] for i, p in enumerate(levels)})
 
 
 def removal_masks(
@@ -228,24 +236,33 @@ def road(
     *model inputs* (normalised) come back too, keyed by (order, percent). ``logits``: the
     backbone's logits on the unmasked ``images`` when the caller has them already (saves a forward).
     """
-    levels = _check_percents(percents, allow_100=False)
-    _check_inputs(images, maps, unit_range=False)
-    generator = torch.Generator().manual_seed(seed)
-    images, maps = images.to(backbone.device), maps.to(backbone.device)
-    inputs = backbone.normalize(images)
-    predicted = _given_or_computed(backbone, images, logits).argmax(dim=1)
-    keys = [(order, p) for order in orders for p in levels]
-    removed = torch.cat([removal_masks(maps, p, order, generator) for order, p in keys])
-    batch = images.shape[0]
-    raw_domain = backbone.family == "cnn"
-    domain = images if raw_domain else inputs
-    imputed = linear_impute(domain.repeat(len(keys), 1, 1, 1), removed, noise=noise, solver=solver, generator=generator)
-    if raw_domain:
-        imputed = backbone.normalize(imputed)
-    survived = (_logits(backbone, imputed).argmax(dim=1) == predicted.repeat(len(keys))).view(len(keys), batch)
-    result = RoadResult()
-    for i, (order, p) in enumerate(keys):
-        getattr(result, order)[p] = survived[i]
-    if return_images:
-        return result, {key: imputed[i * batch : (i + 1) * batch] for i, key in enumerate(keys)}
-    return result
+    if isinstance(orders, str) or not set(orders) <= {"morf", "lerf"} or not orders:
+        raise InputError(f"orders must be a list drawn from 'morf' and 'lerf', e.g. ['morf', 'lerf']; got {orders!r}")
+    if not (isinstance(noise, (int, float)) and noise >= 0 and noise == noise):
+        raise InputError(
+            f"noise is the standard deviation of the imputation noise: a number >= 0 (ROAD: 0.01); got {noise!r}"
+        )
+    with backbone.evaluating():
+        levels = _check_percents(percents, allow_100=False)
+        _check_inputs(images, maps, unit_range=False)
+        generator = torch.Generator().manual_seed(seed)
+        images, maps = images.to(backbone.device), maps.to(backbone.device)
+        inputs = backbone.normalize(images)
+        predicted = _given_or_computed(backbone, images, logits).argmax(dim=1)
+        keys = [(order, p) for order in orders for p in levels]
+        removed = torch.cat([removal_masks(maps, p, order, generator) for order, p in keys])
+        batch = images.shape[0]
+        raw_domain = backbone.family == "cnn"
+        domain = images if raw_domain else inputs
+        imputed = linear_impute(
+            domain.repeat(len(keys), 1, 1, 1), removed, noise=noise, solver=solver, generator=generator
+        )
+        if raw_domain:
+            imputed = backbone.normalize(imputed)
+        survived = (_logits(backbone, imputed).argmax(dim=1) == predicted.repeat(len(keys))).view(len(keys), batch)
+        result = RoadResult()
+        for i, (order, p) in enumerate(keys):
+            getattr(result, order)[p] = survived[i]
+        if return_images:
+            return result, {key: imputed[i * batch : (i + 1) * batch] for i, key in enumerate(keys)}
+        return result

@@ -79,19 +79,20 @@ class TTAME(ExplainerBase):
     @torch.no_grad()
     def _probe_layouts(self, given: dict[str, Layout]) -> list[tuple[Layout, int]]:
         """One forward on a blank image tells each layer's output layout and channel count."""
-        unknown = set(given) - set(self.layers)
-        if unknown:
-            raise LayoutError(f"layouts given for layers that are not hooked: {sorted(unknown)}")
-        bb = self.backbone
-        probe = torch.zeros(1, 3, *bb.input_size, device=bb.device)
-        _, outputs = self.extractor(bb.normalize(probe))
-        result = []
-        for name, output in zip(self.layers, outputs, strict=True):
-            layout = given.get(name) or infer_layout(output.shape, bb.input_size, bb.patch_size is not None, name)
-            if layout not in ("NCHW", "NHWC", "tokens"):
-                raise LayoutError(f"layout for {name!r} must be 'NCHW', 'NHWC' or 'tokens'; got {layout!r}")
-            result.append((layout, channels_of(output.shape, layout)))
-        return result
+        with self.backbone.evaluating():
+            unknown = set(given) - set(self.layers)
+            if unknown:
+                raise LayoutError(f"layouts given for layers that are not hooked: {sorted(unknown)}")
+            bb = self.backbone
+            probe = torch.zeros(1, 3, *bb.input_size, device=bb.device)
+            _, outputs = self.extractor(bb.normalize(probe))
+            result = []
+            for name, output in zip(self.layers, outputs, strict=True):
+                layout = given.get(name) or infer_layout(output.shape, bb.input_size, bb.patch_size is not None, name)
+                if layout not in ("NCHW", "NHWC", "tokens"):
+                    raise LayoutError(f"layout for {name!r} must be 'NCHW', 'NHWC' or 'tokens'; got {layout!r}")
+                result.append((layout, channels_of(output.shape, layout)))
+            return result
 
     @property
     def device(self) -> torch.device:
@@ -142,7 +143,8 @@ class TTAME(ExplainerBase):
 
     def loss(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The T-TAME loss for a batch of [0, 1] images (see :func:`ttame_lib.method.training.batch_loss`)."""
-        return batch_loss(self, self.prepare(images))
+        with self.backbone.evaluating():
+            return batch_loss(self, self.prepare(images))
 
     def _warn_untrained(self, chosen: torch.Tensor) -> None:
         """Warn once per class when asked to explain a class with fewer than ``min_targets`` training targets."""
@@ -184,13 +186,14 @@ class TTAME(ExplainerBase):
             sigmoid, min-max normalised to [0, 1] per map at the attention resolution, then
             upsampled bilinearly (a constant map becomes zeros).
         """
-        images = self.prepare(images)
-        self.attention.eval()
-        logits, features = self.backbone_forward(images)
-        chosen = resolve_classes(classes, logits)
-        self._warn_untrained(chosen)
-        maps = explanation_maps(self.attention.fused_logits(features, chosen), tuple(images.shape[-2:]))
-        return (maps, logits) if return_logits else maps
+        with self.backbone.evaluating():
+            images = self.prepare(images)
+            self.attention.eval()
+            logits, features = self.backbone_forward(images)
+            chosen = resolve_classes(classes, logits)
+            self._warn_untrained(chosen)
+            maps = explanation_maps(self.attention.fused_logits(features, chosen), tuple(images.shape[-2:]))
+            return (maps, logits) if return_logits else maps
 
     def fit(self, train_loader: Iterable, epochs: int = 8, **kwargs: Any) -> list[dict[str, float]]:
         """Train the attention mechanism (the backbone stays frozen). See :func:`ttame_lib.method.training.fit`."""
@@ -245,6 +248,12 @@ class TTAME(ExplainerBase):
                 f"{data['meta'].get('weights')!r}, but this backbone has weights {self.backbone.weights!r}; "
                 "its maps explain the other classifier.",
                 stacklevel=3,
+            )
+        broken = [k for k, v in data["attention"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise CheckpointError(
+                f"checkpoint {path} holds NaN or infinite attention weights ({broken[:3]}): its maps would be "
+                "meaningless. Retrain, or resume from an earlier copy of the file."
             )
         self.attention.load_state_dict(data["attention"])
         self.history = list(data.get("history") or [])

@@ -10,6 +10,7 @@ on any ``nn.Module``, cost nothing when inactive, and use the names users see in
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -29,10 +30,17 @@ class FeatureExtractor:
         self._outputs: dict[str, torch.Tensor] = {}
         self._capturing = False
         self._handles = [module.register_forward_hook(self._make_hook(name)) for name, module in modules.items()]
+        # The hooks hold only a weak reference to this extractor, so an explainer that is dropped
+        # without close() is still collected, and collecting it removes its hooks: explainers made
+        # in a loop do not pile hooks onto the backbone.
+        self._release = weakref.finalize(self, _remove_handles, self._handles)
 
     def _make_hook(self, name: str):
+        extractor = weakref.ref(self)
+
         def hook(module: nn.Module, inputs, output) -> None:
-            if not self._capturing:
+            self = extractor()
+            if self is None or not self._capturing:
                 return
             if isinstance(output, (tuple, list)):  # e.g. attention modules returning (out, weights)
                 output = output[0]
@@ -63,6 +71,10 @@ class FeatureExtractor:
 
     def close(self) -> None:
         """Unregister the hooks (the model is left exactly as it was)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._release()
+
+
+def _remove_handles(handles: list) -> None:
+    for handle in handles:
+        handle.remove()
+    handles.clear()

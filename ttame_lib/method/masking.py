@@ -19,13 +19,20 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
 
-def minmax_normalize(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Scale each map to [0, 1] independently. A constant map becomes all zeros (nothing stands out)."""
+def minmax_normalize(maps: torch.Tensor, eps: float = 1e-12, rel_tol: float = 1e-5) -> torch.Tensor:
+    """Scale each map to [0, 1] independently. A constant map becomes all zeros (nothing stands out).
+
+    "Constant" is judged relative to the map's own scale: a spread below ``rel_tol`` times the
+    largest magnitude (float rounding, e.g. a constant map after bilinear upsampling) is not
+    stretched into full-contrast noise.
+    """
     flat = maps.flatten(-2)
     lo = flat.min(dim=-1, keepdim=True).values
     hi = flat.max(dim=-1, keepdim=True).values
     span = hi - lo
-    scaled = torch.where(span > eps, (flat - lo) / span.clamp_min(eps), torch.zeros_like(flat))
+    scale = torch.maximum(lo.abs(), hi.abs())
+    varies = span > torch.clamp(rel_tol * scale, min=eps)
+    scaled = torch.where(varies, (flat - lo) / span.clamp_min(eps), torch.zeros_like(flat))
     return scaled.view_as(maps)
 
 

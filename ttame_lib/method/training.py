@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..backbones.backbone import Backbone
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError, TrainingError
 from .attention import AttentionMechanism
 from .checkpoint import atomic_save, check_compatible, read_checkpoint
 from .loss import TTAMELoss
@@ -228,27 +228,40 @@ def run_epochs(
 @torch.no_grad()
 def evaluate_loss(explainer: Trainable, loader: Iterable, *, amp: bool = False) -> dict[str, float]:
     """Mean loss terms over a loader, without gradients (attention in eval mode)."""
-    explainer.attention.eval()
-    sums = dict.fromkeys(TERMS, 0.0)
-    count = 0
-    for batch in loader:
-        images = explainer.prepare(batch_images(batch))
-        with torch.autocast(explainer.device.type, enabled=amp):
-            total, terms = batch_loss(explainer, images)
-        for key, value in {"loss": total, **terms}.items():
-            sums[key] += float(value) * images.shape[0]
-        count += images.shape[0]
-    return {k: v / max(count, 1) for k, v in sums.items()}
+    with explainer.backbone.evaluating():
+        explainer.attention.eval()
+        sums = dict.fromkeys(TERMS, 0.0)
+        count = 0
+        for batch in loader:
+            images = explainer.prepare(batch_images(batch))
+            with torch.autocast(explainer.device.type, enabled=amp):
+                total, terms = batch_loss(explainer, images)
+            for key, value in {"loss": total, **terms}.items():
+                sums[key] += float(value) * images.shape[0]
+            count += images.shape[0]
+        return {k: v / max(count, 1) for k, v in sums.items()}
 
 
 def _steps_per_epoch(train_loader: Iterable, steps_per_epoch: int | None) -> int:
+    try:
+        available = len(train_loader)  # type: ignore[arg-type]
+    except TypeError:
+        available = None
     if steps_per_epoch is None:
-        try:
-            steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
-        except TypeError:
-            raise InputError("train_loader has no len(); pass steps_per_epoch=") from None
-    if steps_per_epoch < 1:
+        if available is None:
+            raise InputError("train_loader has no len(); pass steps_per_epoch=")
+        steps_per_epoch = available
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int):
+        raise InputError(f"steps_per_epoch must be a whole number of batches; got {steps_per_epoch!r}")
+    if available == 0:
         raise InputError("train_loader is empty")
+    if steps_per_epoch < 1:
+        raise InputError(f"steps_per_epoch must be >= 1; got {steps_per_epoch}")
+    if available is not None and steps_per_epoch > available:
+        raise InputError(
+            f"steps_per_epoch={steps_per_epoch} but train_loader yields only {available} batches per epoch: the "
+            "one-cycle schedule would never reach its peak. Pass steps_per_epoch <= len(train_loader) or None."
+        )
     return steps_per_epoch
 
 
@@ -298,15 +311,44 @@ class _FitEpochs:
         self.optimisation, self.run, self.path = optimisation, run, path
         self.amp, self.progress, self.on_epoch_end = amp, progress, on_epoch_end
         self.started = 0.0
+        self.step = 0
+        self.last_epoch = self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        explainer = self.explainer
+        counts = explainer.target_counts
+        return {
+            "attention": {k: v.detach().clone() for k, v in explainer.attention.state_dict().items()},
+            "history": list(explainer.history),
+            "target_counts": None if counts is None else counts.clone(),
+            "rng": rng_state(self.train_loader),
+        }
+
+    def restore_last_epoch(self) -> None:
+        """Put the explainer back to the end of the last finished epoch (or to where fit started)."""
+        self.explainer.attention.load_state_dict(self.last_epoch["attention"])
+        self.explainer.history = list(self.last_epoch["history"])
+        self.explainer.target_counts = self.last_epoch["target_counts"]
+        self.explainer.attention.eval()
+        set_rng_state(self.last_epoch["rng"], self.train_loader)  # the data order replays from there too
 
     def before_epoch(self, epoch: int) -> None:
         self.explainer.backbone.model.eval()  # the backbone's BatchNorm/Dropout stay in inference mode
         self.explainer.attention.train()
         self.started = time.perf_counter()
+        self.epoch, self.step = epoch, 0
 
     def train_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, float], int]:
         images = self.explainer.prepare(batch_images(batch))
         total, terms = batch_loss(self.explainer, images)
+        self.step += 1
+        if not torch.isfinite(total.detach()):
+            raise TrainingError(
+                f"the loss became {float(total)} at epoch {self.epoch + 1}, step {self.step} (terms: "
+                f"{ {k: float(v) for k, v in terms.items()} }); training stopped before the weights were updated. "
+                "The explainer is back at the end of the last finished epoch (the checkpoint holds the same). "
+                "Lower lr, check the images for NaN/inf, or use amp=False."
+            )
         values = {"loss": float(total.detach()), **{k: float(v) for k, v in terms.items()}}
         return total, values, images.shape[0]
 
@@ -324,6 +366,7 @@ class _FitEpochs:
         if self.path is not None:
             training = {**self.optimisation.state_dict(epoch + 1, self.train_loader), "run": self.run}
             atomic_save(explainer.checkpoint_state(training), self.path)
+        self.last_epoch = self._snapshot()
         if self.on_epoch_end is not None:
             self.on_epoch_end(explainer, record)
             explainer.attention.train()
@@ -361,8 +404,8 @@ def fit(
         on_epoch_end: called with (explainer, epoch record) after each epoch's checkpoint,
             e.g. to snapshot maps; it must not change the explainer's weights.
     """
-    if epochs < 1:
-        raise InputError(f"epochs must be >= 1; got {epochs}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"epochs must be a whole number >= 1 (e.g. epochs=8); got {epochs!r}")
     steps_per_epoch = _steps_per_epoch(train_loader, steps_per_epoch)
     device = explainer.device
     amp = device.type == "cuda" if amp is None else amp
@@ -381,18 +424,26 @@ def fit(
     elif not resume:
         explainer.history = []
     epoch_steps = _FitEpochs(explainer, train_loader, val_loader, optimisation, run, path, amp, progress, on_epoch_end)
-    run_epochs(
-        epochs=epochs,
-        start_epoch=start_epoch,
-        steps_per_epoch=steps_per_epoch,
-        loader=train_loader,
-        train_step=epoch_steps.train_step,
-        optimisation=optimisation,
-        amp=amp,
-        device=device,
-        before_epoch=epoch_steps.before_epoch,
-        after_epoch=epoch_steps.after_epoch,
-        progress=progress,
-    )
+    try:
+        with explainer.backbone.evaluating():  # the user's model keeps the mode it was in
+            run_epochs(
+                epochs=epochs,
+                start_epoch=start_epoch,
+                steps_per_epoch=steps_per_epoch,
+                loader=train_loader,
+                train_step=epoch_steps.train_step,
+                optimisation=optimisation,
+                amp=amp,
+                device=device,
+                before_epoch=epoch_steps.before_epoch,
+                after_epoch=epoch_steps.after_epoch,
+                progress=progress,
+            )
+    except BaseException:
+        # Ctrl-C, a crash or a non-finite loss mid-epoch: no half-trained weights survive. The explainer
+        # goes back to the end of the last finished epoch (what the checkpoint holds), so that
+        # fit(..., resume=True) continues exactly where the file says.
+        epoch_steps.restore_last_epoch()
+        raise
     explainer.attention.eval()
     return explainer.history

@@ -69,7 +69,8 @@ class CAMExplainer(ExplainerBase):
                 kwargs["ablation_layer"] = pytorch_grad_cam.AblationLayerVit()
         if method == "ablationcam":
             kwargs["batch_size"] = batch_size
-        self.cam = CAM_METHODS[method](backbone.model, [modules[self.layer]], **kwargs)
+        with backbone.evaluating():  # pytorch-grad-cam puts the model in eval mode; keep the user's mode
+            self.cam = CAM_METHODS[method](backbone.model, [modules[self.layer]], **kwargs)
         if method == "scorecam":
             self.cam.batch_size = batch_size
 
@@ -82,24 +83,25 @@ class CAMExplainer(ExplainerBase):
 
     def explain(self, images: torch.Tensor, classes: Any = None) -> torch.Tensor:
         """(B, H, W) maps in [0, 1] for ``classes`` (default: the predicted ones)."""
-        bb = self.backbone
-        images = prepare(bb, images)
-        targets = None  # pytorch-grad-cam then explains the predicted classes from its own forward
-        if classes is not None:
-            shape_only = torch.empty(images.shape[0], bb.num_classes, device=images.device)
-            targets = [ClassifierOutputTarget(int(c)) for c in single_classes(classes, shape_only)]
-        if bb.patch_size is not None:
-            self._grid = (images.shape[-2] // bb.patch_size[0], images.shape[-1] // bb.patch_size[1])
-        # The backbone's weights are frozen, so gradients reach the hooked layer only if the
-        # input itself asks for them.
-        inputs = bb.normalize(images).detach().requires_grad_(True)
-        # pytorch-grad-cam draws a tqdm bar per image (to stderr) for the masking methods.
-        quiet = contextlib.nullcontext() if self.progress else contextlib.redirect_stderr(io.StringIO())
-        with torch.enable_grad(), quiet:
-            cams = self.cam(inputs, targets)
-        bb.model.zero_grad(set_to_none=True)
-        maps = torch.from_numpy(np.ascontiguousarray(cams)).float().to(images.device)
-        return minmax_normalize(upsample(maps, tuple(images.shape[-2:])))
+        with self.backbone.evaluating():
+            bb = self.backbone
+            images = prepare(bb, images)
+            targets = None  # pytorch-grad-cam then explains the predicted classes from its own forward
+            if classes is not None:
+                shape_only = torch.empty(images.shape[0], bb.num_classes, device=images.device)
+                targets = [ClassifierOutputTarget(int(c)) for c in single_classes(classes, shape_only)]
+            if bb.patch_size is not None:
+                self._grid = (images.shape[-2] // bb.patch_size[0], images.shape[-1] // bb.patch_size[1])
+            # The backbone's weights are frozen, so gradients reach the hooked layer only if the
+            # input itself asks for them.
+            inputs = bb.normalize(images).detach().requires_grad_(True)
+            # pytorch-grad-cam draws a tqdm bar per image (to stderr) for the masking methods.
+            quiet = contextlib.nullcontext() if self.progress else contextlib.redirect_stderr(io.StringIO())
+            with torch.enable_grad(), quiet:
+                cams = self.cam(inputs, targets)
+            bb.model.zero_grad(set_to_none=True)
+            maps = torch.from_numpy(np.ascontiguousarray(cams)).float().to(images.device)
+            return minmax_normalize(upsample(maps, tuple(images.shape[-2:])))
 
     def close(self) -> None:
         """Remove pytorch-grad-cam's hooks from the backbone."""

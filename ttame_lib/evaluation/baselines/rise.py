@@ -58,17 +58,18 @@ class RISE(ExplainerBase):
 
     @torch.no_grad()
     def explain(self, images: torch.Tensor, classes: Any = None) -> torch.Tensor:
-        bb = self.backbone
-        images = prepare(bb, images)
-        chosen = single_classes(classes, bb.model(bb.normalize(images)))
-        masks = self.masks(tuple(images.shape[-2:])).to(images.device)
-        maps = []
-        for image, cls in tqdm(list(zip(images, chosen)), desc="RISE", disable=not self.progress, leave=False):
-            score = torch.zeros(masks.shape[1:], device=images.device)
-            for start in range(0, self.n_masks, self.batch_size):
-                chunk = masks[start : start + self.batch_size]
-                batch = image.unsqueeze(0).expand(len(chunk), -1, -1, -1)
-                probs = bb.model(mask_images(batch, chunk, bb.family, bb.normalize)).softmax(dim=1)[:, cls]
-                score += torch.einsum("n,nhw->hw", probs, chunk)
-            maps.append(score / (self.n_masks * self.keep))
-        return minmax_normalize(torch.stack(maps))
+        with self.backbone.evaluating():
+            bb = self.backbone
+            images = prepare(bb, images)
+            chosen = single_classes(classes, bb.model(bb.normalize(images)))
+            masks = self.masks(tuple(images.shape[-2:])).to(images.device)
+            maps = []
+            for image, cls in tqdm(list(zip(images, chosen)), desc="RISE", disable=not self.progress, leave=False):
+                score = torch.zeros(masks.shape[1:], device=images.device)
+                for start in range(0, self.n_masks, self.batch_size):
+                    chunk = masks[start : start + self.batch_size]
+                    batch = image.unsqueeze(0).expand(len(chunk), -1, -1, -1)
+                    probs = bb.model(mask_images(batch, chunk, bb.family, bb.normalize)).softmax(dim=1)[:, cls]
+                    score += torch.einsum("n,nhw->hw", probs, chunk)
+                maps.append(score / (self.n_masks * self.keep))
+            return minmax_normalize(torch.stack(maps))

@@ -59,23 +59,26 @@ class AttentionRollout(ExplainerBase):
 
     @torch.no_grad()
     def explain(self, images: torch.Tensor, classes: Any = None) -> torch.Tensor:
-        bb = self.backbone
-        images = prepare(bb, images)
-        inputs = bb.normalize(images)
-        single_classes(classes, bb.model(inputs))
-        attentions = self._attentions(inputs)
-        fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}[self.head_fusion]
-        rollout = None
-        for attention in attentions:
-            a = fuse(attention.float())
-            a = a + torch.eye(a.shape[-1], device=a.device)
-            a = a / a.sum(dim=-1, keepdim=True)
-            rollout = a if rollout is None else a @ rollout
-        prefix = bb.num_prefix_tokens
-        rows = rollout[:, prefix:, :].mean(dim=1) if self.pools_patches else rollout[:, 0, :]
-        grid = (images.shape[-2] // bb.patch_size[0], images.shape[-1] // bb.patch_size[1])
-        maps = rows[:, prefix:].reshape(-1, *grid)
-        return minmax_normalize(upsample(maps, tuple(images.shape[-2:])))
+        with self.backbone.evaluating():
+            bb = self.backbone
+            images = prepare(bb, images)
+            inputs = bb.normalize(images)
+            single_classes(classes, bb.model(inputs))
+            attentions = self._attentions(inputs)
+            fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}[
+                self.head_fusion
+            ]
+            rollout = None
+            for attention in attentions:
+                a = fuse(attention.float())
+                a = a + torch.eye(a.shape[-1], device=a.device)
+                a = a / a.sum(dim=-1, keepdim=True)
+                rollout = a if rollout is None else a @ rollout
+            prefix = bb.num_prefix_tokens
+            rows = rollout[:, prefix:, :].mean(dim=1) if self.pools_patches else rollout[:, 0, :]
+            grid = (images.shape[-2] // bb.patch_size[0], images.shape[-1] // bb.patch_size[1])
+            maps = rows[:, prefix:].reshape(-1, *grid)
+            return minmax_normalize(upsample(maps, tuple(images.shape[-2:])))
 
 
 def _ask_for_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:

@@ -1,0 +1,176 @@
+"""No silent wrong results: constant maps, NaN losses and weights, a backbone left in train mode,
+explainers that are never closed, ambiguous percentages, interrupted training."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from ttame_lib import TTAME, CheckpointError, InputError, TrainingError, load_backbone, make_explainer, minmax_normalize
+from ttame_lib.evaluation import confidence_drop, road
+
+
+def test_a_constant_map_stays_zero_after_upsampling_and_real_contrast_survives():
+    # A constant map that went through float arithmetic (upsampling, sums of terms) carries rounding jitter.
+    jitter = 4e-7 * torch.randn(1, 224, 224, generator=torch.Generator().manual_seed(0))
+    constant = torch.full((1, 224, 224), 3.7) + jitter
+    assert float(constant.max() - constant.min()) > 0
+    assert torch.equal(minmax_normalize(constant), torch.zeros_like(constant))
+    subtle = 1000 + torch.linspace(0, 1, 64).view(1, 8, 8)  # a real 1-in-1000 contrast on a large offset
+    assert float(minmax_normalize(subtle).max()) == 1.0
+
+
+@pytest.fixture
+def bn_backbone():
+    """A CNN with BatchNorm, left in *train* mode, as user code may leave it."""
+    backbone = load_backbone("resnet18", num_classes=5, seed=0)
+    backbone.model.train()
+    return backbone
+
+
+def _bn_state(backbone):
+    return {k: v.clone() for k, v in backbone.model.state_dict().items() if "running" in k or "num_batches" in k}
+
+
+def test_nothing_changes_a_backbone_left_in_train_mode(bn_backbone, images_cnn):
+    before = _bn_state(bn_backbone)
+    explainer = TTAME(bn_backbone)
+    maps = explainer.explain(images_cnn)
+    explainer.fit(DataLoader(TensorDataset(images_cnn), batch_size=2), epochs=1, progress=False)
+    confidence_drop(bn_backbone, images_cnn, maps)
+    road(bn_backbone, images_cnn[:1], maps[:1], percents=[50])
+    bn_backbone(images_cnn)
+    for method in ("gradcam", "rise"):
+        with make_explainer(bn_backbone, method, **({"n_masks": 4} if method == "rise" else {})) as other:
+            other.explain(images_cnn[:1])
+    explainer.close()
+    after = _bn_state(bn_backbone)
+    assert all(torch.equal(before[k], after[k]) for k in before), "BatchNorm statistics changed"
+    assert bn_backbone.model.training and all(m.training for m in bn_backbone.model.modules())
+
+
+def _hooks(backbone) -> int:
+    return sum(len(m._forward_hooks) for m in backbone.model.modules())
+
+
+def test_explainers_dropped_without_close_release_their_hooks(small_cnn):
+    before = _hooks(small_cnn)
+    for _ in range(20):
+        TTAME(small_cnn)
+    gc.collect()
+    assert _hooks(small_cnn) == before
+    kept = TTAME(small_cnn)
+    assert _hooks(small_cnn) == before + len(kept.layers)
+    kept.close()
+    kept.close()  # twice is fine
+    assert _hooks(small_cnn) == before
+
+
+class CtrlCAt:
+    """Wraps a TTAMELoss: raises KeyboardInterrupt on call ``call``."""
+
+    def __init__(self, loss_fn, call: int):
+        self.loss_fn, self.call, self.calls = loss_fn, call, 0
+        self.regularize, self.weights = loss_fn.regularize, loss_fn.weights
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.call:
+            raise KeyboardInterrupt
+        return self.loss_fn(*args)
+
+
+class NaNAfter:
+    """Wraps a TTAMELoss: the loss becomes NaN from call ``after`` on."""
+
+    def __init__(self, loss_fn, after: int):
+        self.loss_fn, self.after, self.calls = loss_fn, after, 0
+        self.regularize, self.weights = loss_fn.regularize, loss_fn.weights
+
+    def __call__(self, *args):
+        self.calls += 1
+        total, terms = self.loss_fn(*args)
+        return (total * float("nan"), terms) if self.calls >= self.after else (total, terms)
+
+
+def test_a_nan_loss_stops_training_and_never_reaches_a_checkpoint(small_cnn, images_cnn, tmp_path):
+    data = DataLoader(TensorDataset(torch.rand(8, 3, 64, 64)), batch_size=4)  # 2 steps per epoch
+    explainer = TTAME(small_cnn)
+    explainer.loss_fn = NaNAfter(explainer.loss_fn, after=4)  # epoch 2, step 2
+    path = tmp_path / "run.ttame"
+    with pytest.raises(TrainingError, match="epoch 2, step 2"):
+        explainer.fit(data, epochs=3, checkpoint=path, progress=False)
+    saved = torch.load(path, weights_only=True)
+    assert saved["training"]["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["attention"].values())
+    current = explainer.attention.state_dict()
+    assert all(torch.equal(current[k], saved["attention"][k]) for k in current)  # back at the end of epoch 1
+    assert len(explainer.history) == 1
+    explainer.close()
+
+    saved["attention"][next(iter(saved["attention"]))].fill_(float("nan"))
+    torch.save(saved, tmp_path / "nan.ttame")
+    with pytest.raises(CheckpointError, match="NaN"):
+        TTAME.load(tmp_path / "nan.ttame", small_cnn)
+
+
+def test_an_interrupted_first_epoch_leaves_no_half_trained_weights(small_cnn, tmp_path):
+    torch.manual_seed(0)
+    images = torch.rand(12, 3, 64, 64)
+
+    def loader():
+        return DataLoader(TensorDataset(images), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(1))
+
+    straight = TTAME(small_cnn)
+    straight.fit(loader(), epochs=2, progress=False)
+
+    interrupted = TTAME(small_cnn)
+    initial = {k: v.clone() for k, v in interrupted.attention.state_dict().items()}
+    data = loader()
+    real = interrupted.loss_fn
+    interrupted.loss_fn = CtrlCAt(real, call=2)  # the user presses Ctrl-C in the first epoch
+    path = tmp_path / "run.ttame"
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(data, epochs=2, checkpoint=path, progress=False)
+    assert not path.exists()
+    state = interrupted.attention.state_dict()
+    assert all(torch.equal(state[k], initial[k]) for k in state)  # not half-trained
+    interrupted.loss_fn = real
+    interrupted.fit(data, epochs=2, checkpoint=path, resume=True, progress=False)
+    ref, got = straight.attention.state_dict(), interrupted.attention.state_dict()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+    straight.close()
+    interrupted.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda bb, x, m: confidence_drop(bb, x, m, percents=[0.5]), "did you mean fractions.*50"),
+        (lambda bb, x, m: confidence_drop(bb, x, m, percents="50"), "list of percentages"),
+        (lambda bb, x, m: road(bb, x, m, noise=-1), "noise.*>= 0"),
+        (lambda bb, x, m: road(bb, x, m, noise=float("nan")), "noise.*>= 0"),
+        (lambda bb, x, m: road(bb, x, m, orders="morf"), "orders must be a list"),
+    ],
+)
+def test_ambiguous_metric_arguments_are_refused(small_cnn, images_cnn, call, match):
+    maps = torch.rand(4, 64, 64)
+    with pytest.raises(InputError, match=match):
+        call(small_cnn, images_cnn, maps)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 1.5}, "whole number"),
+        ({"epochs": True}, "whole number"),
+        ({"epochs": 1, "steps_per_epoch": 5}, "never reach its peak"),
+        ({"epochs": 1, "steps_per_epoch": 0}, ">= 1"),
+    ],
+)
+def test_training_schedules_that_cannot_work_are_refused(cnn_explainer, images_cnn, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        cnn_explainer.fit(DataLoader(TensorDataset(images_cnn), batch_size=2), progress=False, **kwargs)
