@@ -170,14 +170,14 @@ def bench_backbone(
         f"unseen instances {info['unseen_instances']}; skipped: {skipped or 'none'}",
         flush=True,
     )
+    settings: dict = {
+        "ttame": {"checkpoint": shipped_explainer_path(name)},
+        "rise": {"n_masks": args.rise_masks, "seed": args.seed},
+    }
     for method in run:
         started = time.perf_counter()
         extra: dict = {}
-        settings: dict = {
-            "ttame": {"checkpoint": shipped_explainer_path(name)},
-            "rise": {"n_masks": args.rise_masks, "seed": args.seed},
-        }
-        kwargs = settings.get(method, {})
+        kwargs = dict(settings.get(method, {}))
         if method in CAM_METHODS:
             layer, layer_scores = select_cam_layer(backbone, method, val.images, val.masks, batch_size=args.batch_size)
             extra = {"layer": layer, "layer_scores": {k: round(v, 3) for k, v in layer_scores.items()}}

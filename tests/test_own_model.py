@@ -189,8 +189,6 @@ def test_every_explainer_shares_one_interface_and_releases_its_hooks(small_cnn, 
         kwargs = {"n_masks": 8} if method == "rise" else {}
         with make_explainer(small_cnn, method, **kwargs) as explainer:
             assert explainer.name == method
-            if method in ("scorecam", "ablationcam"):
-                kwargs["batch_size"] = 64
             maps = explainer.explain(images_cnn[:1])
             assert maps.shape == (1, 64, 64) and 0 <= float(maps.min()) and float(maps.max()) <= 1
         assert hook_count() == before, method

@@ -183,6 +183,16 @@ def _create_timm_pretrained(arch: str, model_kwargs: dict[str, Any]) -> nn.Modul
         ) from err
 
 
+def timm_source_preset(name: str, model: nn.Module, input_size: tuple[int, int]) -> list[str]:
+    """The default layers of a timm model (the name plays no part)."""
+    return timm_preset(model, input_size)
+
+
+def timm_family(name: str, model: nn.Module) -> Family:
+    """A timm model with a patch embedding is a ViT; anything else a CNN."""
+    return "vit" if hasattr(model, "patch_embed") else "cnn"
+
+
 def timm_preprocessing(model: nn.Module) -> dict[str, Any]:
     """The evaluation transform timm resolves for a model (from its pretrained config)."""
     cfg = timm.data.resolve_data_config({}, model=model)
@@ -234,7 +244,7 @@ register_source(
         name="timm",
         provides=timm.is_model,
         load=load_timm,
-        preset=lambda name, model, input_size: timm_preset(model, input_size),
-        family=lambda name, model: "vit" if hasattr(model, "patch_embed") else "cnn",
+        preset=timm_source_preset,
+        family=timm_family,
     )
 )

@@ -14,8 +14,15 @@ from typing import Any
 import timm
 from torch import nn
 
-from ..backbones.presets import timm_preset
-from ..backbones.sources import IMAGENET_MEAN, IMAGENET_STD, BackboneSource, LoadedModel, register_source
+from ..backbones.sources import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSource,
+    LoadedModel,
+    register_source,
+    timm_family,
+    timm_source_preset,
+)
 from ..backbones.weights import asks_for_default, load_state_dict_file
 from ..errors import InputError, UnknownBackboneError, WeightsFileError
 from .scenes import DATA_DIR, load_assets
@@ -103,8 +110,9 @@ register_source(
         name="scenes",
         provides=SCENE_BACKBONES.__contains__,
         load=load_scene_model,
-        preset=lambda name, model, input_size: timm_preset(model, input_size),
-        family=lambda name, model: "vit" if hasattr(model, "patch_embed") else "cnn",
+        # The scene models are timm architectures: timm's presets and family rule apply.
+        preset=timm_source_preset,
+        family=timm_family,
     ),
     first=True,
 )
