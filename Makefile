@@ -31,11 +31,13 @@ notebooks-inplace: setup
 ## Benchmarks: JSON and Markdown under outputs/bench/ (latency of explain on the paper's
 ## backbones; then every metric, with 95 % bootstrap intervals, for T-TAME, the baselines and the
 ## model-agnostic rows on 200 held-out scenes per shipped backbone; then the two ROAD imputation
-## solvers against each other; see the README for its run time).
+## solvers against each other; then resident memory over 10,000 explained images per method;
+## see the README for its run time).
 bench: setup
 	$(RUN) $(BIN)/python benchmarks/latency.py
 	$(RUN) $(BIN)/python benchmarks/evaluate.py
 	$(RUN) $(BIN)/python benchmarks/road_solvers.py --sizes 224 --fractions 10 90 road --batches 1 16 64
+	$(RUN) $(BIN)/python benchmarks/memory.py
 
 ## Retrain the offline world's shipped models (overwrites data/; each run alone on the CPU).
 ## scenes_vit distils from scenes_cnn, so the CNN comes first.

@@ -4,6 +4,11 @@ explainers that are never closed, ambiguous percentages, interrupted training.""
 from __future__ import annotations
 
 import gc
+import io
+import os
+import shutil
+import signal
+import time
 
 import pytest
 import torch
@@ -174,3 +179,89 @@ def test_ambiguous_metric_arguments_are_refused(small_cnn, images_cnn, call, mat
 def test_training_schedules_that_cannot_work_are_refused(cnn_explainer, images_cnn, kwargs, match):
     with pytest.raises(InputError, match=match):
         cnn_explainer.fit(DataLoader(TensorDataset(images_cnn), batch_size=2), progress=False, **kwargs)
+
+
+def _sigint() -> None:
+    """A real Ctrl-C: SIGINT to this process, which Python turns into KeyboardInterrupt right away."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)  # never reached in full: the signal interrupts the sleep
+
+
+class SigintAtStep:
+    """Wraps a TTAMELoss: SIGINT arrives during training step ``call`` (counted over the whole run)."""
+
+    def __init__(self, loss_fn, call: int):
+        self.loss_fn, self.call, self.calls = loss_fn, call, 0
+        self.regularize, self.weights = loss_fn.regularize, loss_fn.weights
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.call:
+            _sigint()
+        return self.loss_fn(*args)
+
+
+@pytest.fixture
+def sigint_during_write(monkeypatch):
+    """Make the n-th checkpoint write stop half way through with a SIGINT (set ``.write`` to n)."""
+    real_save, state = torch.save, {"write": None, "writes": 0}
+
+    def save(obj, handle, *args, **kwargs):
+        state["writes"] += 1
+        if state["writes"] == state["write"]:
+            buffer = io.BytesIO()
+            real_save(obj, buffer)
+            handle.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+            handle.flush()
+            _sigint()
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("where", "step", "write"),
+    [
+        ("first epoch, before any checkpoint", 2, None),
+        ("second epoch, mid-epoch", 5, None),
+        ("last step of the second epoch", 6, None),
+        ("during the first checkpoint write", None, 1),
+        ("during the second checkpoint write", None, 2),
+    ],
+)
+def test_sigint_anywhere_then_resume_ends_bit_identical(small_cnn, tmp_path, sigint_during_write, where, step, write):
+    images = torch.rand(12, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+    def loader():  # 3 shuffled steps per epoch: resuming must also restore the shuffling RNG
+        return DataLoader(TensorDataset(images), batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(1))
+
+    with TTAME(small_cnn) as straight:
+        straight.fit(loader(), epochs=3, progress=False)
+        reference = straight.attention.state_dict()
+
+    path = tmp_path / "run.ttame"
+    interrupted = TTAME(small_cnn)
+    real = interrupted.loss_fn
+    if step is not None:
+        interrupted.loss_fn = SigintAtStep(real, step)
+    sigint_during_write["write"] = write
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(loader(), epochs=3, checkpoint=path, progress=False)
+    sigint_during_write["write"] = None
+    assert not list(tmp_path.glob(".*.tmp")), "a half-written temporary file was left behind"
+    finished = {2: 0, 5: 1, 6: 1}.get(step, (write or 1) - 1)  # epochs whose checkpoint is complete
+    if finished == 0:
+        assert not path.exists()
+    else:
+        assert TTAME.load(path, small_cnn).history[-1]["epoch"] == finished  # the last complete one, never half
+        shutil.copy(path, tmp_path / "copy.ttame")
+
+    interrupted.loss_fn = real  # the same object resumes...
+    interrupted.fit(loader(), epochs=3, checkpoint=path, resume=True, progress=False)
+    with TTAME(small_cnn) as fresh:  # ...and so does a new session, from the file alone
+        fresh.fit(loader(), epochs=3, checkpoint=tmp_path / "copy.ttame", resume=True, progress=False)
+        for explainer in (interrupted, fresh):
+            got = explainer.attention.state_dict()
+            assert all(torch.equal(reference[k], got[k]) for k in reference), where
+    interrupted.close()

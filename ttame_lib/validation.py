@@ -19,8 +19,15 @@ def check_images(
     channels: int = 3,
     fixed_size: tuple[int, int] | None = None,
     patch_size: tuple[int, int] | None = None,
+    min_size: int = 1,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Validate a batch of [0, 1] float images of shape (B, C, H, W) and return it unchanged."""
+    """Validate a batch of [0, 1] float images of shape (B, C, H, W); return it in ``dtype``.
+
+    Any floating dtype is accepted (float64 from NumPy, half precision) and converted to the
+    model's ``dtype``: the values are the same image, so converting is not a guess.
+    ``min_size`` is the smallest side that still gives the backbone's feature maps a layout.
+    """
     fix = "Prepare images with backbone.preprocess(...) and stack them: torch.stack([...])."
     if not isinstance(images, torch.Tensor):
         raise InputError(
@@ -37,9 +44,19 @@ def check_images(
         raise InputError(f"images must have {channels} channels in dim 1; got shape {tuple(images.shape)}.{hint}")
     if images.shape[0] == 0:
         raise InputError("images is an empty batch (B = 0)")
-    if not images.is_floating_point():
+    if images.is_meta:
         raise InputError(
-            f"images must be float in [0, 1]; got dtype {images.dtype}. Convert with images.float() / 255."
+            "images are on the 'meta' device, which holds shapes but no pixel values; create them on 'cpu' or "
+            "'cuda' (e.g. load them with backbone.preprocess(...))"
+        )
+    if images.is_complex() or not images.is_floating_point():
+        hint = "Convert with images.float() / 255." if not images.is_complex() else "Use real-valued images."
+        raise InputError(f"images must be float in [0, 1]; got dtype {images.dtype}. {hint}")
+    if min(images.shape[-2:]) < min_size:
+        raise InputError(
+            f"images of {images.shape[-2]}x{images.shape[-1]} px are too small for this backbone (smallest side "
+            f"{min_size} px): its feature maps would have no spatial layout left to explain. Resize them with "
+            "backbone.preprocess(...)."
         )
     if fixed_size is not None and tuple(images.shape[-2:]) != tuple(fixed_size):
         raise InputError(
@@ -61,7 +78,7 @@ def check_images(
             "(mean/std of the backbone); if yours are already normalised, undo it with "
             "backbone.preprocessing.denormalize(images)."
         )
-    return images
+    return images.to(dtype)
 
 
 def resolve_classes(
@@ -72,22 +89,45 @@ def resolve_classes(
     batch, num_classes = logits.shape[0], logits.shape[-1]
     if classes is None:
         return logits.argmax(dim=1)
+    shapes = f"pass one int for all images, one index per image (shape ({batch},)), or k per image (shape ({batch}, k))"
     if isinstance(classes, bool):
         raise InputError("classes must be integers, not bool")
+    if isinstance(classes, str) or _holds_strings(classes):
+        raise InputError(
+            f"classes must be integer class indices, not names; got {classes!r}. Look a name up with "
+            "backbone.class_names.index(name)"
+        )
     if isinstance(classes, int):
+        if not 0 <= classes < num_classes:
+            raise InputError(
+                f"class index {classes} out of range: the backbone has {num_classes} classes "
+                f"(valid indices 0..{num_classes - 1})"
+            )
         result = torch.full((batch,), classes, dtype=torch.long, device=logits.device)
     else:
-        result = torch.as_tensor(classes, device=logits.device)
-        if result.is_floating_point() or result.dtype == torch.bool:
+        try:
+            result = torch.as_tensor(classes, device=logits.device)
+        except (OverflowError, RuntimeError) as err:
+            raise InputError(
+                f"classes must be class indices in 0..{num_classes - 1}; could not read {classes!r} as integers ({err})"
+            ) from err
+        except (TypeError, ValueError) as err:
+            if "overflow" in str(err).lower():
+                raise InputError(
+                    f"classes {classes!r} hold a number too large for int64; class indices lie in 0..{num_classes - 1}"
+                ) from err
+            raise InputError(f"classes must be integer class indices ({shapes}); got {classes!r}") from err
+        if result.numel() == 0:
+            raise InputError(
+                f"classes is empty (shape {tuple(result.shape)}); {shapes}, or None for the predicted class"
+            )
+        if result.is_floating_point() or result.is_complex() or result.dtype == torch.bool:
             raise InputError(f"classes must be integer indices; got dtype {result.dtype}")
         result = result.long()
         if result.ndim == 0:
             result = result.expand(batch)
         elif result.ndim > 2 or result.shape[0] != batch:
-            raise InputError(
-                f"classes has shape {tuple(result.shape)} for {batch} image(s); pass one int for all images, "
-                f"one index per image (shape ({batch},)), or k per image (shape ({batch}, k))"
-            )
+            raise InputError(f"classes has shape {tuple(result.shape)} for {batch} image(s); {shapes}")
     bad = (result < 0) | (result >= num_classes)
     if bad.any():
         raise InputError(
@@ -95,3 +135,10 @@ def resolve_classes(
             f"(valid indices 0..{num_classes - 1})"
         )
     return result
+
+
+def _holds_strings(classes: object) -> bool:
+    """Is ``classes`` a (nested) list or tuple with a string in it?"""
+    if isinstance(classes, str):
+        return True
+    return isinstance(classes, (list, tuple)) and any(_holds_strings(c) for c in classes)

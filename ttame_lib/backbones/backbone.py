@@ -114,19 +114,33 @@ class Backbone:
         """Path / PIL / array -> (3, H, W) float tensor in [0, 1] at the backbone's input size."""
         return self.preprocessing.transform()(to_pil(image))
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def min_image_size(self) -> int:
+        """The smallest image side accepted: an eighth of the input size (8 px at least).
+
+        Below it a CNN's deep layers shrink to 1x1 and every map is constant.
+        """
+        return max(8, min(self.input_size) // 8)
+
     def check_images(self, images: torch.Tensor) -> torch.Tensor:
-        """Validate [0, 1] images for this backbone (fixed input size, ViT patch multiple); returns them."""
+        """Validate [0, 1] images for this backbone (size, ViT patch multiple); return them in the model's dtype."""
         return check_images(
             images,
             fixed_size=self.input_size if self.fixed_input_size else None,
             patch_size=self.patch_size if self.family == "vit" else None,
+            min_size=self.min_image_size,
+            dtype=self.dtype,
         )
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of [0, 1] images (one plain forward)."""
         with self.evaluating():
-            return self.model(self.normalize(images.to(self.device)))
+            return self.model(self.normalize(images.to(self.device, self.dtype)))
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:

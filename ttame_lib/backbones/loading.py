@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import timm
@@ -22,7 +23,7 @@ from torch import nn
 from ..errors import InputError, UnknownBackboneError
 from .backbone import Backbone, Family, freeze
 from .preprocessing import Preprocessing
-from .presets import count_classes, transformer_geometry
+from .presets import count_classes, transformer_geometry, validate_layers
 from .sources import SOURCES, LoadedModel, list_sources
 
 
@@ -83,6 +84,7 @@ def load_backbone(
     class_names: Sequence[str] | None = None,
     device: str | torch.device = "cpu",
     seed: int | None = None,
+    layers: Sequence[str] | None = None,
     **model_kwargs: Any,
 ) -> Backbone:
     """Load a frozen classifier by name.
@@ -100,13 +102,25 @@ def load_backbone(
         class_names: override the class names (known automatically for ImageNet weights).
         device: where to put the model.
         seed: with random init, draw the weights from this seed (the global RNG is left untouched).
+        layers: the layers T-TAME hooks by default (``backbone.default_layers``); the source's
+            preset (the paper's layers for its models) when None.
         **model_kwargs: passed to the model constructor (``num_classes``, timm's ``img_size``...).
     """
+    if not (weights is None or isinstance(weights, (bool, str, Path, torchvision.models.WeightsEnum))):
+        raise InputError(
+            f"weights must be None (random init), 'DEFAULT' or True (pretrained), a weights name or tag "
+            f"('IMAGENET1K_V2'), a torchvision weights enum or a path to a local file; got "
+            f"{type(weights).__name__} {weights!r}"
+        )
     chosen = SOURCES[_choose_source(name, source)]
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
         loaded = chosen.load(name, weights, model_kwargs)
+    if layers is not None:
+        if isinstance(layers, str):  # one layer name, not a sequence of characters
+            layers = [layers]
+        validate_layers(loaded.model, layers, name)
     return assemble_backbone(
         loaded,
         name=name,
@@ -114,7 +128,9 @@ def load_backbone(
         family=family or chosen.family(name, loaded.model),
         class_names=class_names,
         device=device,
-        preset=lambda model, size: chosen.preset(name, model, size),
+        preset=(lambda model, size: list(layers))
+        if layers is not None
+        else (lambda model, size: chosen.preset(name, model, size)),
     )
 
 

@@ -30,7 +30,10 @@ def validate_layers(model: nn.Module, layers: Sequence[str], backbone: str = "ba
     if isinstance(layers, str):
         layers = [layers]
     if len(layers) == 0:
-        raise LayerNotFoundError([], [n for n, _ in model.named_modules() if n], backbone)
+        raise LayoutError(
+            "layers is empty; name at least one layer to hook, e.g. the preset backbone.default_layers "
+            "(valid names come from model.named_modules())"
+        )
     modules = {name: module for name, module in model.named_modules() if name}
     unknown = [name for name in layers if name not in modules]
     if unknown:

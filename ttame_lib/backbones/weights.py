@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,14 @@ def load_state_dict_file(model: nn.Module, path: str | Path, *, what: str) -> No
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any read failure means the same thing to the user
+    except pickle.UnpicklingError as err:
+        raise WeightsFileError(
+            f"weights file {path} holds pickled Python objects (probably a whole model saved with "
+            "torch.save(model)), not a state dict of tensors, so it is not loaded (unpickling can run code). "
+            "Re-save it with torch.save(model.state_dict(), path); or, if you trust the file, load the model "
+            "yourself with torch.load(path, weights_only=False) and wrap it with Backbone.from_model(model, ...)"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - any other read failure means the same thing to the user
         raise WeightsFileError(
             f"could not read weights file {path} ({err}); it is corrupt or truncated: download it again."
         ) from err

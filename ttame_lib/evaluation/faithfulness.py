@@ -19,7 +19,7 @@ import torch
 
 from ..backbones.backbone import Backbone
 from ..errors import InputError
-from ..validation import check_images, resolve_classes
+from ..validation import resolve_classes
 from .imputation import Solver, linear_impute
 from .localisation import check_maps
 
@@ -44,8 +44,13 @@ def _check_percents(percents: Sequence[float], *, allow_100: bool) -> tuple[floa
     return values
 
 
-def _check_inputs(images: torch.Tensor, maps: torch.Tensor, *, unit_range: bool) -> None:
-    check_images(images)
+def _check_inputs(
+    backbone: Backbone, images: torch.Tensor, maps: torch.Tensor, *, unit_range: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated images and maps, both on the backbone's device (maps may come from another device)."""
+    images = backbone.check_images(images).to(backbone.device)
+    if isinstance(maps, torch.Tensor) and not maps.is_meta:
+        maps = maps.to(backbone.device)
     check_maps(maps, images, "images")
     if unit_range:
         lo, hi = float(maps.min()), float(maps.max())
@@ -54,6 +59,7 @@ def _check_inputs(images: torch.Tensor, maps: torch.Tensor, *, unit_range: bool)
                 f"maps must be in [0, 1] (they become soft masks); got values in [{lo:.3g}, {hi:.3g}]. "
                 "Normalise them with ttame_lib.minmax_normalize(maps)."
             )
+    return images, maps.to(images.dtype)
 
 
 def keep_masks(maps: torch.Tensor, percent: float) -> torch.Tensor:
@@ -146,8 +152,7 @@ def confidence_drop(
     """
     with backbone.evaluating():
         levels = _check_percents(percents, allow_100=True)
-        _check_inputs(images, maps, unit_range=True)
-        images, maps = images.to(backbone.device), maps.to(backbone.device)
+        images, maps = _check_inputs(backbone, images, maps, unit_range=True)
         logits = _given_or_computed(backbone, images, logits)
         chosen = resolve_classes(classes, logits)
         if chosen.ndim != 1:
@@ -244,9 +249,8 @@ def road(
         )
     with backbone.evaluating():
         levels = _check_percents(percents, allow_100=False)
-        _check_inputs(images, maps, unit_range=False)
+        images, maps = _check_inputs(backbone, images, maps, unit_range=False)
         generator = torch.Generator().manual_seed(seed)
-        images, maps = images.to(backbone.device), maps.to(backbone.device)
         inputs = backbone.normalize(images)
         predicted = _given_or_computed(backbone, images, logits).argmax(dim=1)
         keys = [(order, p) for order in orders for p in levels]

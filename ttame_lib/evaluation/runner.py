@@ -192,6 +192,13 @@ def score_explainer(
     """
     if road_images is not None and road_images < 1:
         raise InputError(f"road_images must be None (all images) or >= 1; got {road_images}")
+    images = backbone.check_images(images)
+    if not isinstance(masks, torch.Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]:
+        shape = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
+        raise InputError(
+            f"masks must hold one true-object mask per image, shape ({images.shape[0]}, H, W) for "
+            f"{images.shape[0]} images; got {shape}"
+        )
     device = backbone.device
     confidence, removal, hits, energy, iou = [], [], [], [], []
     ratios, explain_seconds = [], 0.0

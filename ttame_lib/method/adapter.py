@@ -59,10 +59,15 @@ def infer_layout(shape: Sequence[int], input_size: tuple[int, int], has_patches:
             )
         return "tokens"
     if len(shape) == 4:
-        if plausible_spatial(shape[2], shape[3], input_size):
-            return "NCHW"
-        if plausible_spatial(shape[1], shape[2], input_size):
-            return "NHWC"
+        for layout, (h, w) in (("NCHW", shape[2:4]), ("NHWC", shape[1:3])):
+            if plausible_spatial(h, w, input_size):
+                if h * w == 1:
+                    raise LayoutError(
+                        f"layer {name!r} outputs 1x1 maps {tuple(shape)} at input {input_size[0]}x{input_size[1]}: "
+                        "global pooling has removed the spatial layout, so no map can point anywhere. Hook a layer "
+                        "before the pooling (see backbone.default_layers)"
+                    )
+                return layout  # type: ignore[return-value]
     raise LayoutError(
         f"layer {name!r} outputs shape {tuple(shape)}, which is not a feature map (B, C, H, W), a channels-last "
         "map (B, H, W, C) or a token sequence (B, L, D) for this input size; hook another layer "

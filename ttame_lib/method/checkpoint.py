@@ -48,6 +48,10 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+# What every checkpoint holds, whatever its version.
+REQUIRED_KEYS = ("attention", "meta")
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a T-TAME checkpoint with ``weights_only=True`` and clear errors."""
     path = Path(path)
@@ -64,8 +68,23 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "not a T-TAME checkpoint; use an earlier copy or retrain."
         ) from err
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a T-TAME checkpoint (no '{FORMAT}' marker)")
-    if data.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} is not a T-TAME checkpoint (no '{FORMAT}' marker); TTAME.load reads files written by "
+            "explainer.save(PATH) or explainer.fit(..., checkpoint=PATH)"
+        )
+    version = data.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(
+            f"{path} has {'no' if version is None else f'a non-integer ({version!r})'} format_version, so it was "
+            "not written by explainer.save (or was edited afterwards); save the explainer again or retrain"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise CheckpointError(
+            f"{path} lacks {missing}: it is incomplete (edited or written by a broken tool); use an earlier copy "
+            "or retrain"
+        )
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer ttame_lib (format {data['format_version']}, this one reads "
             f"{FORMAT_VERSION}); upgrade ttame_lib"

@@ -50,6 +50,8 @@ class TTAME(ExplainerBase):
         seed: int = 0,
     ):
         self.backbone = backbone
+        if isinstance(layers, str):  # one layer name, not a sequence of characters
+            layers = [layers]
         self.layers = list(layers) if layers is not None else list(backbone.default_layers)
         self.extractor = FeatureExtractor(backbone.model, self.layers, backbone.name)
         self.layouts = self._probe_layouts(layouts or {})
@@ -128,8 +130,7 @@ class TTAME(ExplainerBase):
     # ------------------------------------------------------------------ forward pieces
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """Validate [0, 1] images and move them to the explainer's device."""
-        self.backbone.check_images(images)
-        return images.to(self.device)
+        return self.backbone.check_images(images).to(self.device)
 
     def backbone_forward(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One backbone forward on [0, 1] images: logits and the adapted (B, C, h, w) feature maps."""

@@ -58,6 +58,12 @@ def batch_images(batch: Any) -> torch.Tensor:
     if isinstance(batch, torch.Tensor):
         return batch
     if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        later = [i for i, item in enumerate(batch) if isinstance(item, torch.Tensor) and item.ndim == 4]
+        if batch[0].ndim != 4 and later:
+            raise InputError(
+                f"the first item of each batch must be the images; got a tensor of shape {tuple(batch[0].shape)} "
+                f"first and images (4-D) at position {later[0]}. Yield (images, labels), not (labels, images)"
+            )
         return batch[0]
     if isinstance(batch, dict):
         for key in ("image", "images", "pixel_values"):

@@ -18,9 +18,10 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ...backbones.backbone import Backbone
-from ...errors import InputError, LayerNotFoundError
+from ...errors import InputError, LayerNotFoundError, LayoutError
 from ...interface import ExplainerBase
-from ...method.adapter import tokens_to_grid
+from ...method.adapter import infer_layout, tokens_to_grid
+from ...method.features import FeatureExtractor
 from ...method.masking import minmax_normalize, upsample
 from .common import prepare, single_classes
 
@@ -61,6 +62,7 @@ class CAMExplainer(ExplainerBase):
         modules = dict(backbone.model.named_modules())
         if self.layer not in modules:
             raise LayerNotFoundError([self.layer], [name for name in modules if name], backbone.name)
+        self._check_layer_is_spatial()
         self._grid: tuple[int, int] | None = None
         kwargs: dict[str, Any] = {}
         if backbone.family == "vit":
@@ -73,6 +75,20 @@ class CAMExplainer(ExplainerBase):
             self.cam = CAM_METHODS[method](backbone.model, [modules[self.layer]], **kwargs)
         if method == "scorecam":
             self.cam.batch_size = batch_size
+
+    @torch.no_grad()
+    def _check_layer_is_spatial(self) -> None:
+        """A CAM needs a feature map (or ViT tokens) at ``layer``; refuse vectors and 1x1 maps up front."""
+        bb = self.backbone
+        extractor = FeatureExtractor(bb.model, [self.layer], bb.name)
+        try:
+            with bb.evaluating():
+                _, (output,) = extractor(bb.normalize(torch.zeros(1, 3, *bb.input_size, device=bb.device)))
+            infer_layout(output.shape, bb.input_size, bb.patch_size is not None, self.layer)
+        except LayoutError as err:
+            raise LayoutError(f"{self.method} cannot use this layer: {err}") from None
+        finally:
+            extractor.close()
 
     def _tokens_to_grid(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens_to_grid(tokens, self._grid, self.backbone.num_prefix_tokens)
