@@ -9,7 +9,7 @@ import ttame_lib
 
 PACKAGE = Path(ttame_lib.__file__).resolve().parent
 # Each layer may import the ones before it, never the ones after.
-LAYERS = ["backbones", "method", "evaluation", "world", "viz"]
+LAYERS = ["backbones", "method", "evaluation", "debugging", "world", "viz"]
 # Modules allowed past ~300 lines, and why.
 LONG_MODULES = {
     "method/training.py": "one module owns training: the loss on a batch, the shared epoch loop, resume and fit",

@@ -1,5 +1,6 @@
 """Figures for the notebooks: images, feature maps, explanation overlays, method comparisons."""
 
+from .explorer import ExplanationExplorer, explore, front_end_available
 from .plotting import (
     compare_methods,
     overlay,
@@ -11,6 +12,9 @@ from .plotting import (
 )
 
 __all__ = [
+    "ExplanationExplorer",
+    "explore",
+    "front_end_available",
     "compare_methods",
     "overlay",
     "prediction_title",

@@ -258,12 +258,18 @@ class CompositeScenes(Dataset):
         )
 
 
-def _draw_watermark(image: np.ndarray) -> None:
-    """A small black-and-white checkerboard in the bottom-right corner (the spurious cue)."""
-    height, width = image.shape[:2]
+def watermark_cells(height: int, width: int) -> list[tuple[int, int, int, float]]:
+    """The spurious cue's geometry: a 3x3 black-and-white checkerboard in the bottom-right corner,
+    as (top, left, cell size, value) per cell."""
     cell = max(2, min(height, width) // 32)
-    for i in range(3):
-        for j in range(3):
-            value = 1.0 if (i + j) % 2 == 0 else 0.0
-            y0, x0 = height - (4 - i) * cell, width - (4 - j) * cell
-            image[y0 : y0 + cell, x0 : x0 + cell] = value
+    return [
+        (height - (4 - i) * cell, width - (4 - j) * cell, cell, 1.0 if (i + j) % 2 == 0 else 0.0)
+        for i in range(3)
+        for j in range(3)
+    ]
+
+
+def _draw_watermark(image: np.ndarray) -> None:
+    """Paint the spurious cue into an (H, W, 3) image in place."""
+    for y0, x0, cell, value in watermark_cells(*image.shape[:2]):
+        image[y0 : y0 + cell, x0 : x0 + cell] = value
