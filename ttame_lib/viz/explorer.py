@@ -13,6 +13,7 @@ call draws static figures of the default view and a few errors instead.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -204,7 +205,7 @@ class ExplanationExplorer:
     def widget(self):
         """The interactive view: controls on top, the figure below (needs ipywidgets and a front end)."""
         import ipywidgets as widgets
-        from IPython.display import display
+        from IPython.display import Image as PNG
 
         options = [
             (f"{'✗' if i in set(self.errors) else '✓'} #{i}: {self.title(i).replace(chr(10), ' | ')}", i)
@@ -223,11 +224,14 @@ class ExplanationExplorer:
 
         def redraw(*_):
             class_index.disabled = which.value != "class"
-            with output:
-                output.clear_output(wait=True)
-                fig = self.draw(image.value, method.value, which.value, class_index.value, opacity.value)
-                display(fig)
-                plt.close(fig)
+            fig = self.draw(image.value, method.value, which.value, class_index.value, opacity.value)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=90)
+            plt.close(fig)
+            # Replace the output's content directly (not `with output:`), which works from any thread
+            # and outside a kernel too, so the redraw is testable without a front end.
+            output.outputs = ()
+            output.append_display_data(PNG(data=buffer.getvalue(), format="png"))
 
         for control in (image, method, which, class_index, opacity):
             control.observe(redraw, names="value")
