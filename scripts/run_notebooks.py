@@ -10,11 +10,16 @@ Prints one line per notebook and exits non-zero if any notebook fails.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import papermill
+
+# papermill has no front end to draw widgets: interactive views in the notebooks (the explorer)
+# draw static figures instead, so the executed notebooks keep their pictures.
+os.environ.setdefault("TTAME_STATIC_FIGURES", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -34,6 +34,11 @@ class InterventionResult:
     edited: torch.Tensor
     regions: torch.Tensor
 
+    def __getitem__(self, index: int | slice | torch.Tensor) -> InterventionResult:
+        """The result for some of the images (``result[:4]``)."""
+        index = slice(index, index + 1) if isinstance(index, int) else index
+        return InterventionResult(self.before[index], self.after[index], self.edited[index], self.regions[index])
+
     @property
     def predicted_before(self) -> torch.Tensor:
         return self.before.argmax(dim=1)

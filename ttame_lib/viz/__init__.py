@@ -1,5 +1,6 @@
 """Figures for the notebooks: images, feature maps, explanation overlays, method comparisons."""
 
+from .debugging import plot_accuracy_by, plot_confusion_matrix, show_contrastive_gallery, show_intervention
 from .explorer import ExplanationExplorer, explore, front_end_available
 from .plotting import (
     compare_methods,
@@ -17,6 +18,10 @@ __all__ = [
     "front_end_available",
     "compare_methods",
     "overlay",
+    "plot_accuracy_by",
+    "plot_confusion_matrix",
+    "show_contrastive_gallery",
+    "show_intervention",
     "prediction_title",
     "show_explanation_grid",
     "show_feature_maps",
