@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The venv's bin first on PATH, so Jupyter kernels started by papermill/nbval use the venv.
 RUN := PATH="$(BIN):$$PATH" MPLBACKEND=Agg
 
-.PHONY: setup test notebooks notebooks-inplace bench backbones explainers lint clean
+.PHONY: setup test test-browser lab notebooks notebooks-inplace bench backbones explainers lint clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,23 @@ $(STAMP): pyproject.toml
 ## Unit tests and the notebooks under nbval (checked outputs must match the committed ones).
 test: setup
 	$(RUN) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env
+
+## The explorer widget in a real front end: JupyterLab in headless Chromium, driven by Selenium
+## (tests/browser/). Installs Debian's chromium and chromium-driver when missing (needs root/apt);
+## `make test` skips this test. Screenshots land in outputs/browser/.
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+test-browser: setup
+	test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || apt-get install -y chromium chromium-driver || \
+		(apt-get update && apt-get install -y chromium chromium-driver)
+	$(BIN)/python -c "import selenium" 2>/dev/null || $(BIN)/python -m pip install --quiet selenium
+	PATH="$(BIN):$$PATH" TTAME_BROWSER_TESTS=1 TTAME_CHROMIUM=$(CHROMIUM) TTAME_CHROMEDRIVER=$(CHROMEDRIVER) \
+		$(BIN)/python -m pytest tests/browser -v -rs
+
+## Open the notebooks in JupyterLab from the project's environment (widgets live, not static;
+## --allow-root only when run as root, e.g. in a container).
+lab: setup
+	PATH="$(BIN):$$PATH" $(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## Execute every notebook in order with papermill into outputs/notebooks/.
 notebooks: setup
