@@ -10,7 +10,7 @@ import torch
 
 
 def to_numpy_image(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) tensor in [0, 1] -> (H, W, 3) array for imshow."""
+    """(3, H, W) tensor in [0, 1], on any device -> (H, W, 3) array for imshow."""
     return image.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
 
 
@@ -31,10 +31,10 @@ def show_feature_maps(feature: torch.Tensor, count: int = 8, title: str = "", si
     variance = feature.flatten(1).var(dim=1)
     channels = variance.argsort(descending=True)[:count].tolist()
     fig, axes = plt.subplots(1, count + 1, figsize=(size * (count + 1), size * 1.15))
-    axes[0].imshow(feature.abs().mean(0), cmap="magma")
+    axes[0].imshow(feature.abs().mean(0).numpy(), cmap="magma")
     axes[0].set_title("mean |a|", fontsize=8)
     for ax, c in zip(axes[1:], channels):
-        ax.imshow(feature[c], cmap="viridis")
+        ax.imshow(feature[c].numpy(), cmap="viridis")
         ax.set_title(f"ch {c}", fontsize=8)
     for ax in axes:
         ax.axis("off")
@@ -46,7 +46,7 @@ def show_feature_maps(feature: torch.Tensor, count: int = 8, title: str = "", si
 def overlay(
     image: torch.Tensor, saliency: torch.Tensor, ax=None, alpha: float = 0.5, cmap: str = "jet", title: str = ""
 ):
-    """Draw a (H, W) map in [0, 1] over a (3, H, W) image."""
+    """Draw a (H, W) map in [0, 1] over a (3, H, W) image (tensors on any device: both are moved to the CPU)."""
     ax = ax or plt.gca()
     ax.imshow(to_numpy_image(image))
     ax.imshow(saliency.detach().cpu().numpy(), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
