@@ -66,8 +66,8 @@ def show_contrastive_gallery(
         axes[0, j].imshow(to_numpy_image(images[j]))
         axes[0, j].set_title(titles[j], fontsize=8)
         axes[0, j].axis("off")
-        for i, (label, row) in enumerate(maps.items(), start=1):
-            overlay(images[j], row[j], axes[i, j], title=label if isinstance(label, str) and j == 0 else "")
+        for i, row in enumerate(maps.values(), start=1):
+            overlay(images[j], row[j], axes[i, j])  # the row's label is written beside its first panel
         if masks is not None:
             for i in range(1 + len(maps)):
                 axes[i, j].contour(masks[j].float().cpu().numpy(), levels=[0.5], colors="white", linewidths=1)

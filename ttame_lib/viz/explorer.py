@@ -177,7 +177,7 @@ class ExplanationExplorer:
 
     def static_figure(self, count: int = 4, which: Which = "predicted", opacity: float = 0.5):
         """Rows = the default image and the most confident errors; columns = the image, then each method's map."""
-        chosen = list(dict.fromkeys([self.order[0], *self.errors]))[:count]
+        chosen = list(dict.fromkeys([self.order[0], *self.errors, *self.order]))[:count]  # then the rest
         methods = list(self.explainers)
         fig, axes = plt.subplots(
             len(chosen), 1 + len(methods), figsize=(2.3 * (1 + len(methods)), 2.5 * len(chosen)), squeeze=False
@@ -239,12 +239,19 @@ class ExplanationExplorer:
         return widgets.VBox([widgets.HBox([image, method]), widgets.HBox([which, class_index]), opacity, output])
 
     def show(self, mode: Literal["auto", "widget", "static"] = "auto", count: int = 4):
-        """The widget where a front end can draw it; otherwise (or with ``mode="static"``) static figures."""
+        """The widget where a front end can draw it; otherwise (or with ``mode="static"``) a static figure.
+
+        Either is returned (not displayed): make it a cell's last expression, or ``display(...)`` it.
+        """
         if mode not in ("auto", "widget", "static"):
             raise InputError(f"mode must be 'auto', 'widget' or 'static'; got {mode!r}")
         if mode == "widget" or (mode == "auto" and front_end_available()):
             return self.widget()
-        return self.static_figure(count)
+        fig = self.static_figure(count)
+        # Closed, so that the inline backend does not draw it a second time: as a cell's last expression
+        # (like the widget) the returned figure is displayed once.
+        plt.close(fig)
+        return fig
 
 
 def explore(
