@@ -39,7 +39,7 @@ lab: setup
 
 ## Execute every notebook in order with papermill into outputs/notebooks/.
 notebooks: setup
-	$(RUN) $(BIN)/python scripts/run_notebooks.py
+	$(RUN) $(BIN)/python scripts/run_notebooks.py --params params/cpu.yaml
 
 ## Re-execute the notebooks in place so the committed copies carry fresh outputs.
 notebooks-inplace: setup

@@ -25,7 +25,7 @@ def write_notebook(path: Path, *sources: str, parameters: str | None = None) -> 
 
 def test_runner_reports_each_notebook_and_fails_on_error(tmp_path, capsys):
     write_notebook(tmp_path / "01_ok.ipynb", "print(value * 2)", parameters="value = 1")
-    write_notebook(tmp_path / "02_bad.ipynb", "raise RuntimeError('broken on purpose')")
+    write_notebook(tmp_path / "02_bad.ipynb", "raise RuntimeError('broken on purpose')", parameters="value = 0")
     out = tmp_path / "out"
     code = run_notebooks.main(["--notebooks", str(tmp_path), "--output", str(out), "-p", "value", "21"])
     printed = capsys.readouterr().out
