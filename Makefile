@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The venv's bin first on PATH, so Jupyter kernels started by papermill/nbval use the venv.
 RUN := PATH="$(BIN):$$PATH" MPLBACKEND=Agg
 
-.PHONY: setup test test-browser lab notebooks notebooks-inplace bench backbones explainers lint clean
+.PHONY: setup test test-browser lab notebooks notebooks-inplace bench paper backbones explainers lint clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,13 @@ bench: setup
 	$(RUN) $(BIN)/python benchmarks/evaluate.py
 	$(RUN) $(BIN)/python benchmarks/road_solvers.py --sizes 224 --fractions 10 90 road --batches 1 16 64
 	$(RUN) $(BIN)/python benchmarks/memory.py
+
+## One row of the paper's table on a GPU machine with ImageNet (scripts/paper.py; README "Reproducing the
+## paper"): make paper DATA=/path/to/imagenet BACKBONE=resnet50 (or vgg16, vit_b_16).
+BACKBONE ?= resnet50
+paper: setup
+	@test -n "$(DATA)" || { echo "usage: make paper DATA=/path/to/imagenet [BACKBONE=resnet50|vgg16|vit_b_16]"; exit 2; }
+	$(RUN) $(BIN)/python scripts/paper.py --data "$(DATA)" --backbone $(BACKBONE)
 
 ## Retrain the offline world's shipped models (overwrites data/; each run alone on the CPU).
 ## scenes_vit distils from scenes_cnn, so the CNN comes first.

@@ -91,15 +91,27 @@ class ImageScores:
 
     confidence: ConfidenceResult
     removal: RoadResult
-    pointing_game: torch.Tensor  # (N,) in [0, 1]
-    energy_pointing_game: torch.Tensor
-    iou: torch.Tensor
+    # (N,) in [0, 1]; None when there were no ground-truth masks (e.g. ImageNet, the paper's protocol)
+    pointing_game: torch.Tensor | None
+    energy_pointing_game: torch.Tensor | None
+    iou: torch.Tensor | None
     iou_percent: float
     ms_per_image: float
     latency_ratio: float
 
     def __len__(self) -> int:
-        return len(self.pointing_game)
+        return len(self.confidence.original)
+
+    @property
+    def localisation(self) -> dict[str, torch.Tensor]:
+        """The localisation metrics per image (empty without masks)."""
+        if self.pointing_game is None:
+            return {}
+        return {
+            "pointing_game": self.pointing_game,
+            "energy_pointing_game": self.energy_pointing_game,
+            f"top{self.iou_percent:g}%_iou": self.iou,
+        }
 
     @property
     def road_images(self) -> int:
@@ -118,9 +130,7 @@ class ImageScores:
             if levels:
                 survived = torch.stack([v.float() for v in levels.values()])
                 out[f"ROAD-{order.upper()}(mean)"] = 100 * survived.mean(dim=0)
-        out["pointing_game"] = 100 * self.pointing_game
-        out["energy_pointing_game"] = 100 * self.energy_pointing_game
-        out[f"top{self.iou_percent:g}%_iou"] = 100 * self.iou
+        out.update({key: 100 * values for key, values in self.localisation.items()})
         return out
 
     def subset(self, index: torch.Tensor | Sequence[int]) -> ImageScores:
@@ -132,7 +142,7 @@ class ImageScores:
             index = index.nonzero().flatten()
         if index.numel() == 0:
             raise InputError("index selects no image; a subset needs at least one")
-        index = index.to(self.pointing_game.device)
+        index = index.to(self.confidence.original.device)
         confidence = ConfidenceResult(
             self.confidence.original[index], {p: v[index] for p, v in self.confidence.masked.items()}
         )
@@ -142,12 +152,13 @@ class ImageScores:
             {p: v[road_index] for p, v in self.removal.morf.items()},
             {p: v[road_index] for p, v in self.removal.lerf.items()},
         )
+        local = {key: values[index] for key, values in self.localisation.items()}
         return ImageScores(
             confidence,
             removal,
-            self.pointing_game[index],
-            self.energy_pointing_game[index],
-            self.iou[index],
+            local.get("pointing_game"),
+            local.get("energy_pointing_game"),
+            local.get(f"top{self.iou_percent:g}%_iou"),
             self.iou_percent,
             self.ms_per_image,
             self.latency_ratio,
@@ -158,9 +169,7 @@ class ImageScores:
         result: dict[str, float] = {}
         result.update(self.confidence.summary())
         result.update(self.removal.summary())
-        result["pointing_game"] = float(100 * self.pointing_game.mean())
-        result["energy_pointing_game"] = float(100 * self.energy_pointing_game.mean())
-        result[f"top{self.iou_percent:g}%_iou"] = float(100 * self.iou.mean())
+        result.update({key: float(100 * values.mean()) for key, values in self.localisation.items()})
         result["ms_per_image"] = self.ms_per_image
         result["latency_ratio"] = self.latency_ratio
         if n_resamples:
@@ -174,7 +183,7 @@ def score_explainer(
     explainer: Any,
     backbone: Backbone,
     images: torch.Tensor,
-    masks: torch.Tensor,
+    masks: torch.Tensor | None,
     *,
     batch_size: int = 16,
     ad_ic_levels: Sequence[float] = AD_IC_LEVELS,
@@ -187,13 +196,17 @@ def score_explainer(
 ) -> ImageScores:
     """Explain ``images`` (B, 3, H, W) in [0, 1] and score every map against ``masks`` (B, H, W), per image.
 
+    ``masks=None`` (no ground truth, as on ImageNet) scores faithfulness only: AD/IC and ROAD.
+
     ``road_images`` limits ROAD (14 sparse solves per image; about a second per 224-px image on a
     CPU) to the first that many images; every other metric uses all images.
     """
     if road_images is not None and road_images < 1:
         raise InputError(f"road_images must be None (all images) or >= 1; got {road_images}")
     images = backbone.check_images(images)
-    if not isinstance(masks, torch.Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]:
+    if masks is not None and (
+        not isinstance(masks, torch.Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]
+    ):
         shape = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
         raise InputError(
             f"masks must hold one true-object mask per image, shape ({images.shape[0]}, H, W) for "
@@ -205,7 +218,7 @@ def score_explainer(
     starts = range(0, len(images), batch_size)
     for index, start in enumerate(tqdm(starts, desc=desc, disable=not progress, leave=False)):
         batch = images[start : start + batch_size].to(device)
-        truth = masks[start : start + batch_size].to(device).bool()
+        truth = None if masks is None else masks[start : start + batch_size].to(device).bool()
         # Alternate the order of the two timings so neither always runs on a warmer cache.
         # The plain forward is timed as the latency reference and its logits serve every metric,
         # so the backbone sees each unmasked batch once besides the explainer's own forward.
@@ -231,15 +244,16 @@ def score_explainer(
                     logits=logits[:road_count],
                 )
             )
-        hits.append(pointing_game(maps, truth))
-        energy.append(energy_pointing_game(maps, truth))
-        iou.append(top_k_iou(maps, truth, iou_percent))
+        if truth is not None:
+            hits.append(pointing_game(maps, truth))
+            energy.append(energy_pointing_game(maps, truth))
+            iou.append(top_k_iou(maps, truth, iou_percent))
     return ImageScores(
         ConfidenceResult.concat(confidence),
         RoadResult.concat(removal),
-        torch.cat(hits),
-        torch.cat(energy),
-        torch.cat(iou),
+        torch.cat(hits) if hits else None,
+        torch.cat(energy) if energy else None,
+        torch.cat(iou) if iou else None,
         iou_percent,
         1000 * explain_seconds / len(images),
         statistics.median(ratios),
@@ -250,7 +264,7 @@ def evaluate_explainer(
     explainer: Any,
     backbone: Backbone,
     images: torch.Tensor,
-    masks: torch.Tensor,
+    masks: torch.Tensor | None,
     *,
     confidence_level: float = 0.95,
     n_resamples: int = 2000,
