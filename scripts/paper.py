@@ -15,6 +15,10 @@ with a 95 % bootstrap interval over images.
 Training checkpoints after every epoch and resumes (``<out>/<backbone>.run.ttame``); a finished
 explainer (``<out>/<backbone>.ttame``) is reused, so a rerun only evaluates. Results:
 ``<out>/<backbone>.json`` and ``<out>/<backbone>.md``.
+
+Several GPUs: the same script under ``torchrun --nproc_per_node N scripts/paper.py ...`` trains
+with DistributedDataParallel (``--batch-size`` is then per process: 32 / N keeps the paper's batch);
+rank 0 writes the checkpoints and evaluates.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import torch
 
 from ttame_lib import TTAME, load_backbone, make_explainer
 from ttame_lib.evaluation import ROAD_LEVELS, format_cell, score_explainer
+from ttame_lib.method import distributed
 from ttame_lib.world.paper_data import image_folder, make_loader, paper_subsets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--weights", default=None, help="default: IMAGENET1K_V1 for the paper's backbones; 'none'")
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="per process under torchrun")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="cap on batches per epoch")
     parser.add_argument("--eval-images", type=int, default=2000)
@@ -70,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: CPUs, at most 8)")
     parser.add_argument("--check", choices=["decode", "header"], default="header", help="how to check train images")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--regularize", choices=["batch", "own"], default="batch", help="the loss's map scope")
+    parser.add_argument("--stage", choices=["all", "train"], default="all", help="'train': stop after training")
+    parser.add_argument("--stop-after-epoch", type=int, default=None, help=argparse.SUPPRESS)  # tests: a kill
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "paper")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     return parser.parse_args(argv)
@@ -82,13 +90,18 @@ def train(args: argparse.Namespace, backbone, val_folder, validation: list[int])
         return TTAME.load(final, backbone)
     train_folder = image_folder(args.data / "train", backbone, train=True, check=args.check)
     print(f"training on {len(train_folder)} images of {len(train_folder.classes)} classes")
-    explainer = TTAME(backbone, seed=args.seed)
-    loader = make_loader(train_folder, args.batch_size, shuffle=True, seed=args.seed, workers=args.workers)
+    explainer = TTAME(backbone, seed=args.seed, regularize=args.regularize)
+    loader = make_loader(train_folder, args.batch_size, shuffle=True, seed=args.seed, workers=args.workers, shard=True)
     val_loader = (
-        make_loader(val_folder, args.batch_size, shuffle=False, workers=args.workers, indices=validation)
+        make_loader(val_folder, args.batch_size, shuffle=False, workers=args.workers, indices=validation, shard=True)
         if validation
         else None
     )
+
+    def stop_after(explainer: TTAME, record: dict) -> None:
+        if record["epoch"] == args.stop_after_epoch:  # as if the job were killed right after this checkpoint
+            raise SystemExit(3)
+
     started = time.perf_counter()
     explainer.fit(
         loader,
@@ -98,10 +111,13 @@ def train(args: argparse.Namespace, backbone, val_folder, validation: list[int])
         steps_per_epoch=args.steps_per_epoch,
         checkpoint=args.out / f"{args.backbone}.run.ttame",
         resume=True,
-        progress=args.progress,
+        progress=args.progress and distributed.is_main(),
+        on_epoch_end=stop_after if args.stop_after_epoch else None,
     )
-    print(f"trained in {time.perf_counter() - started:.0f} s")
-    explainer.save(final)
+    if distributed.is_main():
+        print(f"trained in {time.perf_counter() - started:.0f} s on {distributed.world_size()} process(es)")
+        explainer.save(final)
+    distributed.barrier()
     return explainer
 
 
@@ -155,11 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     weights = args.weights or PAPER_WEIGHTS.get(args.backbone, "DEFAULT")
     weights = None if str(weights).lower() == "none" else weights
     torch.manual_seed(args.seed)
+    if distributed.init_distributed() and args.device.startswith("cuda"):
+        args.device = f"cuda:{torch.cuda.current_device()}"  # one GPU per process
     backbone = load_backbone(args.backbone, weights=weights, device=args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     val_folder = image_folder(args.data / "val", backbone, train=False)
     subsets = paper_subsets(val_folder, args.eval_images, args.val_images, seed=args.seed)
     explainer = train(args, backbone, val_folder, subsets.validation)
+    if args.stage == "train" or not distributed.is_main():  # rank 0 evaluates
+        return 0
     rows = evaluate(args, backbone, explainer, val_folder, subsets.evaluation)
     report = {
         "backbone": args.backbone,

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,65 @@ def test_paper_preprocessing_per_family(small_vit, small_cnn):
     assert vit_train(image).shape == (3, *small_vit.input_size)
     loader = make_loader([torch.zeros(3)] * 6, 2, shuffle=True, workers=0)
     assert len(loader) == 3 and not loader.pin_memory or torch.cuda.is_available()
+
+
+def _train(folder, out, *, processes: int, batch_size: int, extra=()):
+    """scripts/paper.py --stage train, in one process or under torchrun with the gloo backend (CPU)."""
+    args = [
+        "--data",
+        str(folder),
+        "--backbone",
+        "scenes_cnn",
+        "--weights",
+        "DEFAULT",
+        "--epochs",
+        "2",
+        "--batch-size",
+        str(batch_size),
+        "--val-images",
+        "0",
+        "--eval-images",
+        "2",
+        "--regularize",
+        "own",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--stage",
+        "train",
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    command = [*(launcher if processes > 1 else [sys.executable]), str(ROOT / "scripts" / "paper.py"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def _weights(out):
+    return torch.load(out / "scenes_cnn.ttame", weights_only=True)
+
+
+def test_torchrun_on_two_processes_trains_what_one_process_trains_and_resumes(imagenet_like, tmp_path):
+    single = _train(imagenet_like, tmp_path / "one", processes=1, batch_size=4)
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = _train(imagenet_like, tmp_path / "two", processes=2, batch_size=2)  # the same global batch of 4
+    assert double.returncode == 0, double.stderr[-2000:]
+    assert "on 2 process(es)" in double.stdout
+    one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    for key, value in one["attention"].items():
+        assert torch.allclose(value.float(), two["attention"][key].float(), atol=1e-5, rtol=1e-4), key
+    assert torch.equal(one["target_counts"], two["target_counts"])  # counts summed over the processes
+    assert one["history"][-1]["loss"] == pytest.approx(two["history"][-1]["loss"], rel=1e-4)
+
+    # Killed right after epoch 1's checkpoint, then started again: the same weights as the run above.
+    killed = _train(imagenet_like, tmp_path / "killed", processes=2, batch_size=2, extra=["--stop-after-epoch", "1"])
+    assert killed.returncode != 0 and not (tmp_path / "killed" / "scenes_cnn.ttame").exists()
+    resumed = _train(imagenet_like, tmp_path / "killed", processes=2, batch_size=2)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    again = _weights(tmp_path / "killed")
+    for key, value in two["attention"].items():
+        assert torch.allclose(value.float(), again["attention"][key].float(), atol=1e-6), key

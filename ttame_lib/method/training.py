@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..backbones.backbone import Backbone
 from ..errors import CheckpointError, InputError, TrainingError
+from . import distributed
 from .attention import AttentionMechanism
 from .checkpoint import atomic_save, check_compatible, read_checkpoint
 from .loss import TTAMELoss
@@ -75,14 +77,18 @@ def batch_images(batch: Any) -> torch.Tensor:
     )
 
 
-def batch_loss(explainer: Trainable, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def batch_loss(
+    explainer: Trainable, images: torch.Tensor, attention: nn.Module | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The T-TAME loss for a batch of prepared images; targets are the backbone's own predictions.
 
     Each image is masked by its own target's map for the cross-entropy; the area and TV terms
     see the maps of ``explainer.loss_fn.regularize``'s scope (B x B for the paper's ``"batch"``).
     In a training step (attention in train mode) the targets are counted per class: an
-    explainer only knows the classes it saw (``explainer.target_counts``).
+    explainer only knows the classes it saw (``explainer.target_counts``). ``attention`` is the
+    module whose forward makes the maps: ``explainer.attention``, or its DDP wrapper in fit.
     """
+    attention = explainer.attention if attention is None else attention
     with torch.no_grad():
         logits, features = explainer.backbone_forward(images)
     targets = logits.argmax(dim=1)
@@ -91,10 +97,10 @@ def batch_loss(explainer: Trainable, images: torch.Tensor) -> tuple[torch.Tensor
         explainer.target_counts = counts if explainer.target_counts is None else explainer.target_counts + counts
     if explainer.loss_fn.regularize == "batch":
         batch = targets.shape[0]
-        maps = explainer.attention(features, targets.expand(batch, batch))  # maps[i, j]: target j on image i
+        maps = attention(features, targets.expand(batch, batch))  # maps[i, j]: target j on image i
         own = maps.diagonal(dim1=0, dim2=1).permute(2, 0, 1)  # (B, h, w): maps[b, b]
     else:
-        maps = own = explainer.attention(features, targets)
+        maps = own = attention(features, targets)
     return explainer.loss_fn(explainer.masked_logits(images, own), targets, maps)
 
 
@@ -312,8 +318,10 @@ class _FitEpochs:
         amp: bool,
         progress: bool,
         on_epoch_end: Callable[[Any, dict[str, float]], None] | None,
+        forward: nn.Module | None = None,
     ):
         self.explainer, self.train_loader, self.val_loader = explainer, train_loader, val_loader
+        self.forward = forward  # the attention's DDP wrapper when distributed
         self.optimisation, self.run, self.path = optimisation, run, path
         self.amp, self.progress, self.on_epoch_end = amp, progress, on_epoch_end
         self.started = 0.0
@@ -343,10 +351,12 @@ class _FitEpochs:
         self.explainer.attention.train()
         self.started = time.perf_counter()
         self.epoch, self.step = epoch, 0
+        counts = self.explainer.target_counts
+        self.counts_at_start = None if counts is None else counts.clone()
 
     def train_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, float], int]:
         images = self.explainer.prepare(batch_images(batch))
-        total, terms = batch_loss(self.explainer, images)
+        total, terms = batch_loss(self.explainer, images, self.forward)
         self.step += 1
         if not torch.isfinite(total.detach()):
             raise TrainingError(
@@ -364,18 +374,45 @@ class _FitEpochs:
         if self.val_loader is not None:
             val = evaluate_loss(explainer, self.val_loader, amp=self.amp)
             record.update({f"val_{k}": v for k, v in val.items()})
+        if distributed.is_distributed():
+            # Each process saw its share of every batch: average the logged means, sum the class counts.
+            record.update(distributed.average_across(record))
+            start = self.counts_at_start
+            added = explainer.target_counts - (0 if start is None else start)
+            explainer.target_counts = (0 if start is None else start) + distributed.sum_across(added)
         record["seconds"] = time.perf_counter() - self.started
         explainer.history.append(record)
         if self.progress:
             terms = ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds"))
             tqdm.write(f"epoch {epoch + 1}/{self.run['epochs']}: {terms} ({record['seconds']:.1f}s)")
-        if self.path is not None:
+        if self.path is not None and distributed.is_main():  # one writer; the others wait at the barrier
             training = {**self.optimisation.state_dict(epoch + 1, self.train_loader), "run": self.run}
             atomic_save(explainer.checkpoint_state(training), self.path)
+        distributed.barrier()
         self.last_epoch = self._snapshot()
         if self.on_epoch_end is not None:
             self.on_epoch_end(explainer, record)
             explainer.attention.train()
+
+
+def _ddp(attention: nn.Module) -> nn.Module:
+    """The attention mechanism wrapped for DistributedDataParallel (one device per process)."""
+    device = next(attention.parameters()).device
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(attention, device_ids=ids)
+
+
+def _loader_for_epoch(loader: Iterable) -> Iterable | Callable[[int], Iterable]:
+    """A loader whose sampler needs its epoch set (``DistributedSampler``) is re-seeded every epoch."""
+    sampler = getattr(loader, "sampler", None)
+    if not hasattr(sampler, "set_epoch"):
+        return loader
+
+    def for_epoch(epoch: int) -> Iterable:
+        sampler.set_epoch(epoch)
+        return loader
+
+    return for_epoch
 
 
 def fit(
@@ -429,14 +466,19 @@ def fit(
             tqdm.write(f"resuming {path} after epoch {start_epoch}/{epochs}")
     elif not resume:
         explainer.history = []
-    epoch_steps = _FitEpochs(explainer, train_loader, val_loader, optimisation, run, path, amp, progress, on_epoch_end)
+    epoch_steps = None
     try:
-        with explainer.backbone.evaluating():  # the user's model keeps the mode it was in
+        # Under torchrun: BatchNorm over the global batch and gradients averaged by DDP (see distributed.py).
+        with explainer.backbone.evaluating(), distributed.synchronise_batchnorm(explainer.attention):
+            forward = _ddp(explainer.attention) if distributed.is_distributed() else None
+            epoch_steps = _FitEpochs(
+                explainer, train_loader, val_loader, optimisation, run, path, amp, progress, on_epoch_end, forward
+            )
             run_epochs(
                 epochs=epochs,
                 start_epoch=start_epoch,
                 steps_per_epoch=steps_per_epoch,
-                loader=train_loader,
+                loader=_loader_for_epoch(train_loader),
                 train_step=epoch_steps.train_step,
                 optimisation=optimisation,
                 amp=amp,
@@ -446,6 +488,8 @@ def fit(
                 progress=progress,
             )
     except BaseException:
+        if epoch_steps is None:
+            raise
         # Ctrl-C, a crash or a non-finite loss mid-epoch: no half-trained weights survive. The explainer
         # goes back to the end of the last finished epoch (what the checkpoint holds), so that
         # fit(..., resume=True) continues exactly where the file says.

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision.transforms import InterpolationMode, v2
 
 from ..backbones.backbone import Backbone
 from ..errors import InputError
+from ..method.distributed import rank, world_size
 from .image_files import ImageFiles
 
 
@@ -79,18 +80,29 @@ def make_loader(
     seed: int = 0,
     workers: int | None = None,
     indices: list[int] | None = None,
+    shard: bool = False,
 ) -> DataLoader:
     """A DataLoader with worker processes and pinned memory on CUDA machines; seeded shuffling.
 
-    ``workers`` defaults to the CPU count (at most 8); 0 loads in the main process.
+    ``workers`` defaults to the CPU count (at most 8); 0 loads in the main process. With ``shard``
+    a ``DistributedSampler`` gives each ``torchrun`` process its share of every batch (``batch_size``
+    is then per process); with one process it yields the same global batches, so one process with
+    batch B and N processes with batch B / N see the same images at every step.
     """
     if indices is not None:
         dataset = Subset(dataset, indices)
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    sampler = None
+    if shard:
+        sampler = DistributedSampler(
+            dataset, num_replicas=world_size(), rank=rank(), shuffle=shuffle, seed=seed, drop_last=True
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else None,
+        sampler=sampler,
+        drop_last=shard,
         num_workers=workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
