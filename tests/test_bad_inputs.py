@@ -75,6 +75,12 @@ def _fit(ctx, *tensors, **kwargs):
     return ctx.ex.fit(loader, **{"epochs": 1, "progress": False, **kwargs})
 
 
+def _explain(backbone, method, images, classes=None):
+    """Explain with a fresh explainer that is closed even when explain raises (no hooks left behind)."""
+    with make_explainer(backbone, method) as explainer:
+        return explainer.explain(images, classes)
+
+
 def _bomb(ctx, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 40x40 image is then > 2x the limit
     return load_image(ctx.dir / "big.png")
@@ -108,9 +114,9 @@ CASES = [
      r"backbone\.preprocess"),
     ("images-8px", lambda c: c.ex.explain(torch.rand(1, 3, 8, 8)), InputError, r"8x8 px are too small",
      r"smallest side 28 px"),
-    ("images-vit-size", lambda c: make_explainer(c.vit, "ttame").explain(torch.rand(1, 3, 64, 64)), InputError,
+    ("images-vit-size", lambda c: _explain(c.vit, "ttame", torch.rand(1, 3, 64, 64)), InputError,
      r"only accepts 64x96", r"backbone\.preprocess"),
-    ("images-gradcam", lambda c: make_explainer(c.bb, "gradcam").explain(c.img * 255), InputError,
+    ("images-gradcam", lambda c: _explain(c.bb, "gradcam", c.img * 255), InputError,
      r"\[0, 1\]", r"denormalize"),
     # ---- classes
     ("classes-name", lambda c: c.ex.explain(c.img, classes="tabby"), InputError, r"not names",
@@ -134,7 +140,7 @@ CASES = [
      r"one index per image"),
     ("classes-3d", lambda c: c.ex.explain(c.img, classes=torch.zeros(2, 1, 1, dtype=torch.long)), InputError,
      r"shape \(2, 1, 1\)", r"k per image"),
-    ("classes-baseline-2d", lambda c: make_explainer(c.bb, "gradcam").explain(c.img, classes=[[0, 1], [1, 0]]),
+    ("classes-baseline-2d", lambda c: _explain(c.bb, "gradcam", c.img, [[0, 1], [1, 0]]),
      InputError, r"one class per image", r"once per class"),
     # ---- layers and backbones
     ("layers-empty", lambda c: TTAME(c.bb, layers=[]), LayoutError, r"layers is empty", r"default_layers"),

@@ -14,7 +14,16 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ttame_lib import TTAME, CheckpointError, InputError, TrainingError, load_backbone, make_explainer, minmax_normalize
+from ttame_lib import (
+    TTAME,
+    CheckpointError,
+    InputError,
+    LayoutError,
+    TrainingError,
+    load_backbone,
+    make_explainer,
+    minmax_normalize,
+)
 from ttame_lib.evaluation import confidence_drop, road
 
 
@@ -72,6 +81,15 @@ def test_explainers_dropped_without_close_release_their_hooks(small_cnn):
     kept.close()
     kept.close()  # twice is fine
     assert _hooks(small_cnn) == before
+    for _ in range(5):
+        make_explainer(small_cnn, "gradcam")  # pytorch-grad-cam's hooks, too
+    gc.collect()
+    assert _hooks(small_cnn) == before
+    cam = make_explainer(small_cnn, "gradcam")
+    assert _hooks(small_cnn) > before
+    cam.close()
+    cam.close()
+    assert _hooks(small_cnn) == before
 
 
 class CtrlCAt:
@@ -99,6 +117,19 @@ class NaNAfter:
         self.calls += 1
         total, terms = self.loss_fn(*args)
         return (total * float("nan"), terms) if self.calls >= self.after else (total, terms)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"layers": ["layer4", "avgpool"]}, {"layers": ["layer3"], "regularize": "sometimes"}, {"layers": ["fc"]}],
+)
+def test_a_refused_configuration_leaves_no_hook_behind(small_cnn, kwargs):
+    before = _hooks(small_cnn)
+    # The traceback is kept alive (as Jupyter keeps the last one in sys.last_traceback): it holds the
+    # half-built explainer, so no finalizer can clean up for us; the constructor itself must.
+    with pytest.raises((LayoutError, InputError, ValueError)) as raised:
+        TTAME(small_cnn, **kwargs)
+    assert raised.tb is not None and _hooks(small_cnn) == before
 
 
 def test_a_nan_loss_stops_training_and_never_reaches_a_checkpoint(small_cnn, images_cnn, tmp_path):

@@ -54,6 +54,23 @@ class TTAME(ExplainerBase):
             layers = [layers]
         self.layers = list(layers) if layers is not None else list(backbone.default_layers)
         self.extractor = FeatureExtractor(backbone.model, self.layers, backbone.name)
+        try:
+            self._build(layouts, gate_with_class_token, max_size, loss_weights, regularize, seed)
+        except BaseException:
+            self.extractor.close()  # a refused configuration leaves no hook on the backbone
+            raise
+
+    def _build(
+        self,
+        layouts: dict[str, Layout] | None,
+        gate_with_class_token: bool,
+        max_size: int,
+        loss_weights: LossWeights | None,
+        regularize: str,
+        seed: int,
+    ) -> None:
+        """Everything after hooking: probe the layers, build the adapter, the loss and the attention."""
+        backbone = self.backbone
         self.layouts = self._probe_layouts(layouts or {})
         self.adapter = FeatureMapAdapter(
             layouts=[layout for layout, _ in self.layouts],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import weakref
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,9 @@ class CAMExplainer(ExplainerBase):
             self.cam = CAM_METHODS[method](backbone.model, [modules[self.layer]], **kwargs)
         if method == "scorecam":
             self.cam.batch_size = batch_size
+        # pytorch-grad-cam's hooks keep only its own recorder alive, not this explainer: when an
+        # explainer is dropped without close(), collecting it removes the hooks (as for T-TAME).
+        self._release = weakref.finalize(self, self.cam.activations_and_grads.release)
 
     @torch.no_grad()
     def _check_layer_is_spatial(self) -> None:
@@ -120,5 +124,5 @@ class CAMExplainer(ExplainerBase):
             return minmax_normalize(upsample(maps, tuple(images.shape[-2:])))
 
     def close(self) -> None:
-        """Remove pytorch-grad-cam's hooks from the backbone."""
-        self.cam.activations_and_grads.release()
+        """Remove pytorch-grad-cam's hooks from the backbone (twice is fine)."""
+        self._release()
