@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ttame_lib import TTAME, load_backbone, make_explainer
-from ttame_lib.evaluation import ROAD_LEVELS, format_cell, score_explainer
+from ttame_lib.evaluation import FAITHFULNESS_COLUMNS, ROAD_LEVELS, format_cell, score_explainer
 from ttame_lib.method import distributed
 from ttame_lib.world.paper_data import image_folder, make_loader, paper_subsets
 
@@ -44,16 +44,7 @@ PUBLISHED = {
     "resnet50": {"AD(15%)": 78.58, "IC(15%)": 4.90},
     "vit_b_16": {"ROAD-MORF(mean)": 26.48},
 }
-COLUMNS = (
-    ("AD(100%)", "AD100↓"),
-    ("AD(50%)", "AD50↓"),
-    ("AD(15%)", "AD15↓"),
-    ("IC(100%)", "IC100↑"),
-    ("IC(50%)", "IC50↑"),
-    ("IC(15%)", "IC15↑"),
-    ("ROAD-MORF(mean)", "MoRF↓"),
-    ("ROAD-LERF(mean)", "LeRF↑"),
-)
+COLUMNS = FAITHFULNESS_COLUMNS  # AD / IC at 100, 50, 15 % and the ROAD means
 BASELINES = ("gradcam", "gradcam++", "scorecam", "ablationcam", "rise", "centre", "uniform")
 
 

@@ -93,15 +93,18 @@ def test_explainers_dropped_without_close_release_their_hooks(small_cnn):
 
 
 class CtrlCAt:
-    """Wraps a TTAMELoss: raises KeyboardInterrupt on call ``call``."""
+    """Wraps a TTAMELoss: Ctrl-C at training step ``call`` (counted over the whole run), raised as
+    KeyboardInterrupt or, with ``real_signal``, delivered as a real SIGINT to this process."""
 
-    def __init__(self, loss_fn, call: int):
-        self.loss_fn, self.call, self.calls = loss_fn, call, 0
+    def __init__(self, loss_fn, call: int, real_signal: bool = False):
+        self.loss_fn, self.call, self.calls, self.real_signal = loss_fn, call, 0, real_signal
         self.regularize, self.weights = loss_fn.regularize, loss_fn.weights
 
     def __call__(self, *args):
         self.calls += 1
         if self.calls == self.call:
+            if self.real_signal:
+                _sigint()
             raise KeyboardInterrupt
         return self.loss_fn(*args)
 
@@ -218,20 +221,6 @@ def _sigint() -> None:
     time.sleep(5)  # never reached in full: the signal interrupts the sleep
 
 
-class SigintAtStep:
-    """Wraps a TTAMELoss: SIGINT arrives during training step ``call`` (counted over the whole run)."""
-
-    def __init__(self, loss_fn, call: int):
-        self.loss_fn, self.call, self.calls = loss_fn, call, 0
-        self.regularize, self.weights = loss_fn.regularize, loss_fn.weights
-
-    def __call__(self, *args):
-        self.calls += 1
-        if self.calls == self.call:
-            _sigint()
-        return self.loss_fn(*args)
-
-
 @pytest.fixture
 def sigint_during_write(monkeypatch):
     """Make the n-th checkpoint write stop half way through with a SIGINT (set ``.write`` to n)."""
@@ -275,7 +264,7 @@ def test_sigint_anywhere_then_resume_ends_bit_identical(small_cnn, tmp_path, sig
     interrupted = TTAME(small_cnn)
     real = interrupted.loss_fn
     if step is not None:
-        interrupted.loss_fn = SigintAtStep(real, step)
+        interrupted.loss_fn = CtrlCAt(real, step, real_signal=True)
     sigint_during_write["write"] = write
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(loader(), epochs=3, checkpoint=path, progress=False)

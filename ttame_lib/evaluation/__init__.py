@@ -11,6 +11,7 @@ from .faithfulness import AD_IC_LEVELS, ROAD_LEVELS, confidence_drop, keep_masks
 from .imputation import linear_impute
 from .localisation import energy_pointing_game, mask_area, pointing_game, top_k_iou
 from .runner import (
+    FAITHFULNESS_COLUMNS,
     SUMMARY_COLUMNS,
     ImageScores,
     bootstrap_interval,
@@ -23,6 +24,7 @@ from .runner import (
 __all__ = [
     "AD_IC_LEVELS",
     "ROAD_LEVELS",
+    "FAITHFULNESS_COLUMNS",
     "SUMMARY_COLUMNS",
     "ImageScores",
     "bootstrap_interval",

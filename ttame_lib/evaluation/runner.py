@@ -288,7 +288,8 @@ def evaluate_explainer(
 
 
 # (key in evaluate_explainer's result, short column label); arrows say which way is better.
-SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+# The faithfulness columns are the paper's protocol (no ground-truth masks needed).
+FAITHFULNESS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("AD(100%)", "AD100↓"),
     ("AD(50%)", "AD50↓"),
     ("AD(15%)", "AD15↓"),
@@ -297,6 +298,9 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("IC(15%)", "IC15↑"),
     ("ROAD-MORF(mean)", "MoRF↓"),
     ("ROAD-LERF(mean)", "LeRF↑"),
+)
+SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    *FAITHFULNESS_COLUMNS,
     ("pointing_game", "PG↑"),
     ("energy_pointing_game", "EPG↑"),
     ("top10%_iou", "IoU10↑"),

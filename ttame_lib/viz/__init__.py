@@ -1,6 +1,6 @@
 """Figures for the notebooks: images, feature maps, explanation overlays, method comparisons."""
 
-from .debugging import plot_accuracy_by, plot_confusion_matrix, show_contrastive_gallery, show_intervention
+from .debugging import plot_accuracy_by, plot_confusion_matrix, show_intervention
 from .explorer import ExplanationExplorer, explore, front_end_available
 from .plotting import (
     compare_methods,
@@ -20,7 +20,6 @@ __all__ = [
     "overlay",
     "plot_accuracy_by",
     "plot_confusion_matrix",
-    "show_contrastive_gallery",
     "show_intervention",
     "prediction_title",
     "show_explanation_grid",

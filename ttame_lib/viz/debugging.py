@@ -3,14 +3,14 @@ galleries and before/after interventions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
 
 from ..debugging.census import ErrorCensus
 from ..debugging.intervention import InterventionResult
-from .plotting import overlay, to_numpy_image
+from .plotting import to_numpy_image
 
 
 def plot_confusion_matrix(census: ErrorCensus, ax=None, short: int = 10):
@@ -48,33 +48,6 @@ def plot_accuracy_by(census: ErrorCensus, attributes: Sequence[str], size: float
         ax.set_ylim(0, 1)
         ax.set_title(f"accuracy by {attribute}", fontsize=10)
     axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def show_contrastive_gallery(
-    images: torch.Tensor,
-    maps: Mapping[str, torch.Tensor],
-    titles: Sequence[str],
-    masks: torch.Tensor | None = None,
-    size: float = 2.3,
-):
-    """Columns = images; rows = the image, then one overlay per entry of ``maps`` (e.g. "predicted: dog")."""
-    count = len(images)
-    fig, axes = plt.subplots(1 + len(maps), count, figsize=(size * count, size * (1 + len(maps))), squeeze=False)
-    for j in range(count):
-        axes[0, j].imshow(to_numpy_image(images[j]))
-        axes[0, j].set_title(titles[j], fontsize=8)
-        axes[0, j].axis("off")
-        for i, row in enumerate(maps.values(), start=1):
-            overlay(images[j], row[j], axes[i, j])  # the row's label is written beside its first panel
-        if masks is not None:
-            for i in range(1 + len(maps)):
-                axes[i, j].contour(masks[j].float().cpu().numpy(), levels=[0.5], colors="white", linewidths=1)
-    for i, label in enumerate(maps, start=1):
-        axes[i, 0].text(
-            -0.1, 0.5, label, transform=axes[i, 0].transAxes, rotation=90, va="center", ha="right", fontsize=9
-        )
     fig.tight_layout()
     return fig
 
