@@ -19,6 +19,7 @@ from ttame_lib import load_backbone
 from ttame_lib.errors import TTAMEError
 from ttame_lib.method.convert import (
     backbone_differences,
+    check_hparams,
     convert_authors_checkpoint,
     load_authors_file,
     split_authors_checkpoint,
@@ -34,9 +35,11 @@ def main() -> int:
     args = parser.parse_args()
     try:
         data = load_authors_file(args.checkpoint)
+        parts = split_authors_checkpoint(data)
+        check_hparams(parts.hparams, args.backbone)  # before the backbone (maybe a download) is loaded
         backbone = load_backbone(args.backbone, weights=args.weights)
         explainer = convert_authors_checkpoint(data, backbone)
-        differing = backbone_differences(split_authors_checkpoint(data), backbone, atol=1e-6)
+        differing = backbone_differences(parts, backbone, atol=1e-6)
     except TTAMEError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -159,11 +159,12 @@ def our_layers(their_layers: list[str] | None, backbone: Backbone) -> list[str]:
     return [re.sub(r"(encoder_layer_\d+)\.ln$", r"\1.ln_1", layer) for layer in their_layers]
 
 
-def check_hparams(hparams: dict[str, Any], backbone: Backbone) -> None:
+def check_hparams(hparams: dict[str, Any], backbone_name: str) -> None:
+    """Refuse a file whose recorded ``model_name`` is another backbone, or whose mechanism is not T-TAME."""
     model_name = hparams.get("model_name")
-    if model_name is not None and model_name != backbone.name:
+    if model_name is not None and model_name != backbone_name:
         raise CheckpointError(
-            f"this checkpoint was trained on {model_name!r}, not {backbone.name!r}; convert it with "
+            f"this checkpoint was trained on {model_name!r}, not {backbone_name!r}; convert it with "
             f"--backbone {model_name} (load_backbone({model_name!r}, weights='IMAGENET1K_V1'))"
         )
     version = hparams.get("attention_version")
@@ -215,7 +216,7 @@ def convert_authors_checkpoint(source: str | Path | Mapping[str, Any], backbone:
     """
     data = source if isinstance(source, Mapping) else load_authors_file(source)
     parts = split_authors_checkpoint(data)
-    check_hparams(parts.hparams, backbone)
+    check_hparams(parts.hparams, backbone.name)
     gate = parts.hparams.get("attention_version") == "TTAME" and backbone.family == "vit"
     explainer = TTAME(backbone, our_layers(parts.hparams.get("layers"), backbone), gate_with_class_token=gate)
     mapped = map_state(parts.attention, explainer)
