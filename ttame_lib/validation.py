@@ -92,17 +92,14 @@ def resolve_classes(
     shapes = f"pass one int for all images, one index per image (shape ({batch},)), or k per image (shape ({batch}, k))"
     if isinstance(classes, bool):
         raise InputError("classes must be integers, not bool")
-    if isinstance(classes, str) or _holds_strings(classes):
+    if _holds_strings(classes):
         raise InputError(
             f"classes must be integer class indices, not names; got {classes!r}. Look a name up with "
             "backbone.class_names.index(name)"
         )
     if isinstance(classes, int):
-        if not 0 <= classes < num_classes:
-            raise InputError(
-                f"class index {classes} out of range: the backbone has {num_classes} classes "
-                f"(valid indices 0..{num_classes - 1})"
-            )
+        if not 0 <= classes < num_classes:  # checked before torch.full, which would overflow on a huge int
+            raise _out_of_range(classes, num_classes)
         result = torch.full((batch,), classes, dtype=torch.long, device=logits.device)
     else:
         try:
@@ -130,10 +127,7 @@ def resolve_classes(
             raise InputError(f"classes has shape {tuple(result.shape)} for {batch} image(s); {shapes}")
     bad = (result < 0) | (result >= num_classes)
     if bad.any():
-        raise InputError(
-            f"class index {int(result[bad][0])} out of range: the backbone has {num_classes} classes "
-            f"(valid indices 0..{num_classes - 1})"
-        )
+        raise _out_of_range(int(result[bad][0]), num_classes)
     return result
 
 
@@ -142,3 +136,9 @@ def _holds_strings(classes: object) -> bool:
     if isinstance(classes, str):
         return True
     return isinstance(classes, (list, tuple)) and any(_holds_strings(c) for c in classes)
+
+
+def _out_of_range(index: int, num_classes: int) -> InputError:
+    return InputError(
+        f"class index {index} out of range: the backbone has {num_classes} classes (valid indices 0..{num_classes - 1})"
+    )

@@ -17,7 +17,7 @@ from ..version import __version__
 from .adapter import FeatureMapAdapter, Layout, channels_of, infer_layout
 from .attention import AttentionMechanism
 from .checkpoint import FORMAT, FORMAT_VERSION, atomic_save, check_compatible, read_checkpoint
-from .features import FeatureExtractor
+from .features import FeatureExtractor, probe_shapes
 from .loss import LossWeights, TTAMELoss
 from .masking import explanation_maps, mask_images, upsample
 from .training import batch_loss, fit
@@ -95,23 +95,19 @@ class TTAME(ExplainerBase):
         self._warned_classes: set[int] = set()
 
     # ------------------------------------------------------------------ set-up
-    @torch.no_grad()
     def _probe_layouts(self, given: dict[str, Layout]) -> list[tuple[Layout, int]]:
         """One forward on a blank image tells each layer's output layout and channel count."""
-        with self.backbone.evaluating():
-            unknown = set(given) - set(self.layers)
-            if unknown:
-                raise LayoutError(f"layouts given for layers that are not hooked: {sorted(unknown)}")
-            bb = self.backbone
-            probe = torch.zeros(1, 3, *bb.input_size, device=bb.device)
-            _, outputs = self.extractor(bb.normalize(probe))
-            result = []
-            for name, output in zip(self.layers, outputs, strict=True):
-                layout = given.get(name) or infer_layout(output.shape, bb.input_size, bb.patch_size is not None, name)
-                if layout not in ("NCHW", "NHWC", "tokens"):
-                    raise LayoutError(f"layout for {name!r} must be 'NCHW', 'NHWC' or 'tokens'; got {layout!r}")
-                result.append((layout, channels_of(output.shape, layout)))
-            return result
+        unknown = set(given) - set(self.layers)
+        if unknown:
+            raise LayoutError(f"layouts given for layers that are not hooked: {sorted(unknown)}")
+        bb = self.backbone
+        result = []
+        for name, shape in zip(self.layers, probe_shapes(self.extractor, bb), strict=True):
+            layout = given.get(name) or infer_layout(shape, bb.input_size, bb.patch_size is not None, name)
+            if layout not in ("NCHW", "NHWC", "tokens"):
+                raise LayoutError(f"layout for {name!r} must be 'NCHW', 'NHWC' or 'tokens'; got {layout!r}")
+            result.append((layout, channels_of(shape, layout)))
+        return result
 
     @property
     def device(self) -> torch.device:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..backbones.backbone import Backbone
 from ..backbones.presets import validate_layers
 from ..errors import LayoutError
 
@@ -78,3 +79,13 @@ def _remove_handles(handles: list) -> None:
     for handle in handles:
         handle.remove()
     handles.clear()
+
+
+@torch.no_grad()
+def probe_shapes(extractor: FeatureExtractor, backbone: Backbone) -> list[torch.Size]:
+    """The output shape of each hooked layer for one blank image at the backbone's input size
+    (the backbone keeps its mode)."""
+    with backbone.evaluating():
+        blank = torch.zeros(1, 3, *backbone.input_size, device=backbone.device)
+        _, outputs = extractor(backbone.normalize(blank))
+    return [output.shape for output in outputs]

@@ -377,9 +377,8 @@ class _FitEpochs:
         if distributed.is_distributed():
             # Each process saw its share of every batch: average the logged means, sum the class counts.
             record.update(distributed.average_across(record))
-            start = self.counts_at_start
-            added = explainer.target_counts - (0 if start is None else start)
-            explainer.target_counts = (0 if start is None else start) + distributed.sum_across(added)
+            start = self.counts_at_start if self.counts_at_start is not None else 0
+            explainer.target_counts = start + distributed.sum_across(explainer.target_counts - start)
         record["seconds"] = time.perf_counter() - self.started
         explainer.history.append(record)
         if self.progress:

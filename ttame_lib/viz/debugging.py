@@ -1,5 +1,5 @@
-"""Figures for debugging misclassifications: confusion matrix, accuracy breakdowns, contrastive
-galleries and before/after interventions."""
+"""Figures for debugging misclassifications: confusion matrix, accuracy breakdowns and before/after
+interventions (contrastive maps are drawn with :func:`ttame_lib.viz.plotting.show_explanation_grid`)."""
 
 from __future__ import annotations
 

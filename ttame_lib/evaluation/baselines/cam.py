@@ -22,7 +22,7 @@ from ...backbones.backbone import Backbone
 from ...errors import InputError, LayerNotFoundError, LayoutError
 from ...interface import ExplainerBase
 from ...method.adapter import infer_layout, tokens_to_grid
-from ...method.features import FeatureExtractor
+from ...method.features import FeatureExtractor, probe_shapes
 from ...method.masking import minmax_normalize, upsample
 from .common import prepare, single_classes
 
@@ -80,15 +80,13 @@ class CAMExplainer(ExplainerBase):
         # explainer is dropped without close(), collecting it removes the hooks (as for T-TAME).
         self._release = weakref.finalize(self, self.cam.activations_and_grads.release)
 
-    @torch.no_grad()
     def _check_layer_is_spatial(self) -> None:
         """A CAM needs a feature map (or ViT tokens) at ``layer``; refuse vectors and 1x1 maps up front."""
         bb = self.backbone
         extractor = FeatureExtractor(bb.model, [self.layer], bb.name)
         try:
-            with bb.evaluating():
-                _, (output,) = extractor(bb.normalize(torch.zeros(1, 3, *bb.input_size, device=bb.device)))
-            infer_layout(output.shape, bb.input_size, bb.patch_size is not None, self.layer)
+            (shape,) = probe_shapes(extractor, bb)
+            infer_layout(shape, bb.input_size, bb.patch_size is not None, self.layer)
         except LayoutError as err:
             raise LayoutError(f"{self.method} cannot use this layer: {err}") from None
         finally:
