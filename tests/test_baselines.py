@@ -17,6 +17,12 @@ from ttame_lib.evaluation.localisation import mask_area, pointing_game
 from ttame_lib.world.scenes import CompositeScenes
 
 
+def _hooks(backbone) -> int:
+    """Forward hooks on every module of the backbone. Tests compare it before and after their own
+    explainers: another test's explainer that awaits garbage collection must not count here."""
+    return sum(len(m._forward_hooks) for m in backbone.model.modules())
+
+
 def _check_maps(maps, images):
     assert maps.shape == (images.shape[0], *images.shape[-2:])
     assert torch.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
@@ -26,6 +32,7 @@ def _check_maps(maps, images):
 def test_cam_methods_share_the_interface_on_cnn_and_vit(method, small_cnn, small_vit, images_cnn, images_vit):
     count = 1 if method in ("scorecam", "ablationcam") else 2  # one masked forward per channel: keep it small
     for backbone, images in ((small_cnn, images_cnn[:count]), (small_vit, images_vit[:count])):
+        hooks_before = _hooks(backbone)
         explainer = CAMExplainer(backbone, method, batch_size=64)
         try:
             maps = explainer.explain(images)
@@ -36,7 +43,7 @@ def test_cam_methods_share_the_interface_on_cnn_and_vit(method, small_cnn, small
         finally:
             explainer.close()
         # close() removes the hooks: the backbone runs exactly as before.
-        assert not backbone.model._forward_hooks and all(not m._forward_hooks for m in backbone.model.modules())
+        assert _hooks(backbone) == hooks_before
 
 
 def test_gradcam_is_class_specific(small_cnn, images_cnn):
@@ -131,18 +138,20 @@ def test_uniform_map_scores_chance(small_cnn, scenes64):
 
 
 def test_candidate_cam_layers_cnn_and_vit(small_cnn, small_vit):
+    hooks_before = _hooks(small_cnn)
     assert candidate_cam_layers(small_cnn) == ["layer2", "layer3.0", "layer3", "layer4.0", "layer4"]
     assert candidate_cam_layers(small_cnn, max_candidates=4) == ["layer2", "layer3", "layer4.0", "layer4"]
     vit = candidate_cam_layers(small_vit)
     assert vit == [f"blocks.{i}.norm1" for i in range(4, 12)]  # the deepest 8 of 12 blocks
     assert set(small_vit.default_layers) <= set(vit)
-    assert not small_cnn.model._forward_hooks and all(not m._forward_hooks for m in small_cnn.model.modules())
+    assert _hooks(small_cnn) == hooks_before
     with pytest.raises(InputError, match="max_candidates"):
         candidate_cam_layers(small_cnn, max_candidates=0)
 
 
 def test_select_cam_layer_scores_every_candidate(small_cnn, scenes64):
     images, masks = scenes64
+    hooks_before = _hooks(small_cnn)
     best, scores = select_cam_layer(small_cnn, "gradcam", images, masks)
     assert list(scores) == candidate_cam_layers(small_cnn)
     assert all(0 <= s <= 100 for s in scores.values()) and scores[best] == max(scores.values())
@@ -159,4 +168,4 @@ def test_select_cam_layer_scores_every_candidate(small_cnn, scenes64):
         select_cam_layer(small_cnn, "gradcam", images, masks[:3])
     with pytest.raises(InputError, match="candidates is empty"):
         select_cam_layer(small_cnn, "gradcam", images, masks, candidates=[])
-    assert not small_cnn.model._forward_hooks and all(not m._forward_hooks for m in small_cnn.model.modules())
+    assert _hooks(small_cnn) == hooks_before
