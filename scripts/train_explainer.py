@@ -48,6 +48,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="e.g. cuda (the shipped explainers were trained on a CPU)")
+    parser.add_argument(
+        "--amp", choices=["auto", "off", "fp16", "bf16"], default="auto", help="auto: fp16 on CUDA, float32 on CPU"
+    )
     parser.add_argument(
         "--regularize",
         choices=["batch", "own"],
@@ -58,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or ROOT / "data" / "explainers" / f"{args.backbone}.ttame"
     torch.manual_seed(args.seed)
-    backbone = load_backbone(args.backbone, weights=args.weights)
+    backbone = load_backbone(args.backbone, weights=args.weights, device=args.device)
     explainer = TTAME(backbone, seed=args.seed, regularize=args.regularize)
     if args.data == "photos":
         train = PhotoPool(length=args.train_images, size=args.size, seed=args.seed)
@@ -72,7 +76,13 @@ def main() -> None:
     started = time.perf_counter()
     run_file = out.with_suffix(".run")
     history = explainer.fit(
-        loader, epochs=args.epochs, lr=args.lr, steps_per_epoch=args.steps_per_epoch, checkpoint=run_file, resume=True
+        loader,
+        epochs=args.epochs,
+        lr=args.lr,
+        steps_per_epoch=args.steps_per_epoch,
+        checkpoint=run_file,
+        resume=True,
+        amp=None if args.amp == "auto" else args.amp,
     )
     seconds = time.perf_counter() - started
     explainer.save(out)

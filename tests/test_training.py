@@ -101,8 +101,12 @@ def test_existing_checkpoint_is_never_overwritten_silently(tmp_path, cnn_explain
 
 
 def test_bad_training_arguments(cnn_explainer, data):
-    with pytest.raises(InputError, match="amp"):
+    with pytest.raises(InputError, match="needs CUDA.*amp='bf16'"):
         cnn_explainer.fit(loader(data), epochs=1, amp=True, progress=False)
+    with pytest.raises(InputError, match="needs CUDA"):
+        cnn_explainer.fit(loader(data), epochs=1, amp="fp16", progress=False)
+    with pytest.raises(InputError, match="amp must be .*'bf16'.*got 'fp8'"):
+        cnn_explainer.fit(loader(data), epochs=1, amp="fp8", progress=False)
     with pytest.raises(InputError, match="checkpoint=PATH"):
         cnn_explainer.fit(loader(data), epochs=1, resume=True, progress=False)
     with pytest.raises(InputError, match="epochs"):
@@ -127,3 +131,56 @@ def test_on_epoch_end_sees_each_epoch_without_changing_the_result(small_cnn, dat
     assert all(torch.equal(a[k], b[k]) for k in a)
     plain.close()
     watched.close()
+
+
+def test_bfloat16_training_runs_in_bfloat16_and_stays_close_to_float32(small_cnn, data):
+    # bf16 autocast is available on CPUs too, so the mixed-precision path runs here: the branch
+    # convolutions really compute in bfloat16, the weights stay float32, and after two epochs the
+    # attention is near the float32 run's (bf16 keeps ~3 significant digits).
+    seen = []
+    full, mixed = TTAME(small_cnn), TTAME(small_cnn)
+    start = mixed.attention.fuse.weight.detach().clone()
+    handle = mixed.attention.branches[0].conv.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    full.fit(loader(data), epochs=2, progress=False)
+    history = mixed.fit(loader(data), epochs=2, amp="bf16", progress=False)
+    handle.remove()
+    assert torch.bfloat16 in seen
+    assert all(p.dtype == torch.float32 for p in mixed.attention.parameters())
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+    a, b = full.attention.state_dict(), mixed.attention.state_dict()
+    changed = float((a["fuse.weight"] - start).abs().max())
+    gap = float((a["fuse.weight"] - b["fuse.weight"]).abs().max())
+    assert gap < 0.2 * changed  # far closer to the float32 run than training moved the weights
+    maps = mixed.explain(data[:2])
+    assert maps.dtype == torch.float32 and torch.isfinite(maps).all()
+    full.close()
+    mixed.close()
+
+
+def test_a_bfloat16_run_resumes_exactly_and_only_in_bfloat16(tmp_path, small_cnn, data):
+    reference = TTAME(small_cnn)
+    reference.fit(loader(data), epochs=2, amp="bf16", progress=False)
+    path = tmp_path / "run.ttame"
+    first = TTAME(small_cnn)
+    first.fit(loader(data), epochs=2, amp="bf16", checkpoint=path, progress=False, steps_per_epoch=3)
+    first.close()
+    with pytest.raises(CheckpointError, match="same settings"):  # the precision is part of the run's settings
+        TTAME(small_cnn).fit(loader(data), epochs=2, checkpoint=path, resume=True, progress=False, steps_per_epoch=3)
+    path.unlink()
+
+    class Stop(Exception):
+        pass
+
+    def stop(explainer, record):
+        raise Stop
+
+    interrupted = TTAME(small_cnn)
+    with pytest.raises(Stop):
+        interrupted.fit(loader(data), epochs=2, amp="bf16", checkpoint=path, progress=False, on_epoch_end=stop)
+    interrupted.close()
+    resumed = TTAME(small_cnn, seed=5)
+    resumed.fit(loader(data), epochs=2, amp="bf16", checkpoint=path, resume=True, progress=False)
+    a, b = reference.attention.state_dict(), resumed.attention.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    reference.close()
+    resumed.close()

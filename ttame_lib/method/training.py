@@ -3,7 +3,8 @@
 One loop, :func:`run_epochs`, serves both trainers of the project: :func:`fit` (T-TAME's
 attention mechanism; docs/method.md, "Training") and ``scripts/train_backbone.py`` (the
 offline world's scene classifiers). T-TAME is trained with SGD (momentum 0.9, weight decay
-5e-4) under a one-cycle schedule peaking at 1e-3, mixed precision on CUDA, a checkpoint
+5e-4) under a one-cycle schedule peaking at 1e-3, mixed precision on CUDA (float16 with a
+gradient scaler by default, or bfloat16; see :func:`resolve_precision`), a checkpoint
 written atomically after every epoch; the checkpoint carries the optimiser, scheduler,
 grad-scaler and RNG states (global and the data loader's generator), so ``resume=True``
 replays the remaining epochs bit for bit.
@@ -28,6 +29,40 @@ from .checkpoint import atomic_save, check_compatible, read_checkpoint
 from .loss import TTAMELoss
 
 TERMS = ("loss", "ce", "area", "tv")
+PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_precision(amp: bool | str | None, device: torch.device) -> str | None:
+    """The autocast precision of a run: ``"fp16"``, ``"bf16"`` or ``None`` (full float32).
+
+    ``amp=None`` picks float16 on CUDA and float32 elsewhere; ``True`` means ``"fp16"``; ``False``
+    or ``"off"`` turns mixed precision off. float16 needs CUDA (its gradient scaler is CUDA's);
+    bfloat16 runs on CUDA GPUs that support it and on CPUs (where it saves memory, rarely time).
+    """
+    if amp is None:
+        return "fp16" if device.type == "cuda" else None
+    if amp is False or amp == "off":
+        return None
+    precision = "fp16" if amp is True else amp
+    if precision not in PRECISIONS:
+        raise InputError(
+            f"amp must be None (float16 on CUDA, off elsewhere), True/'fp16', 'bf16', or False/'off'; got {amp!r}"
+        )
+    if precision == "fp16" and device.type != "cuda":
+        raise InputError(
+            f"amp={amp!r} (float16 with a gradient scaler) needs CUDA, and the explainer is on {device.type}; "
+            "pass amp='bf16' for mixed precision on this device, or amp=False"
+        )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError("amp='bf16' needs a GPU with bfloat16 support (Ampere or newer); pass amp='fp16' instead")
+    return precision
+
+
+def autocast(device: torch.device | None, precision: str | None) -> torch.autocast:
+    """``torch.autocast`` for ``precision`` (a no-op context when it is None)."""
+    kind = device.type if device is not None else "cpu"
+    dtype = PRECISIONS.get(precision or "", None)
+    return torch.autocast(kind, dtype=dtype, enabled=dtype is not None)
 
 
 class Trainable(Protocol):
@@ -144,10 +179,11 @@ def set_rng_state(state: dict[str, Any], loader: Any = None) -> None:
 class Optimisation:
     """Optimiser, one-cycle scheduler and grad scaler of a run, saved and restored together."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, max_lr: float, amp: bool = False):
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, max_lr: float, precision: str | None = None):
         self.optimizer = optimizer
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
 
     def step(self, loss: torch.Tensor) -> None:
         """Backward pass and one optimiser + scheduler step."""
@@ -195,7 +231,7 @@ def run_epochs(
     loader: Iterable | Callable[[int], Iterable],
     train_step: StepFn,
     optimisation: Optimisation,
-    amp: bool = False,
+    precision: str | None = None,
     device: torch.device | None = None,
     before_epoch: Callable[[int], None] | None = None,
     after_epoch: Callable[[int, dict[str, float]], None] | None = None,
@@ -218,7 +254,7 @@ def run_epochs(
         for step, batch in enumerate(batches):
             if step >= steps_per_epoch:
                 break
-            with torch.autocast(device.type if device is not None else "cpu", enabled=amp):
+            with autocast(device, precision):
                 loss, terms, batch_size = train_step(batch)
             optimisation.step(loss)
             for key, value in terms.items():
@@ -238,15 +274,15 @@ def run_epochs(
 
 
 @torch.no_grad()
-def evaluate_loss(explainer: Trainable, loader: Iterable, *, amp: bool = False) -> dict[str, float]:
-    """Mean loss terms over a loader, without gradients (attention in eval mode)."""
+def evaluate_loss(explainer: Trainable, loader: Iterable, *, precision: str | None = None) -> dict[str, float]:
+    """Mean loss terms over a loader, without gradients (attention in eval mode), in ``precision``."""
     with explainer.backbone.evaluating():
         explainer.attention.eval()
         sums = dict.fromkeys(TERMS, 0.0)
         count = 0
         for batch in loader:
             images = explainer.prepare(batch_images(batch))
-            with torch.autocast(explainer.device.type, enabled=amp):
+            with autocast(explainer.device, precision):
                 total, terms = batch_loss(explainer, images)
             for key, value in {"loss": total, **terms}.items():
                 sums[key] += float(value) * images.shape[0]
@@ -315,7 +351,7 @@ class _FitEpochs:
         optimisation: Optimisation,
         run: dict[str, Any],
         path: Path | None,
-        amp: bool,
+        precision: str | None,
         progress: bool,
         on_epoch_end: Callable[[Any, dict[str, float]], None] | None,
         forward: nn.Module | None = None,
@@ -323,7 +359,7 @@ class _FitEpochs:
         self.explainer, self.train_loader, self.val_loader = explainer, train_loader, val_loader
         self.forward = forward  # the attention's DDP wrapper when distributed
         self.optimisation, self.run, self.path = optimisation, run, path
-        self.amp, self.progress, self.on_epoch_end = amp, progress, on_epoch_end
+        self.precision, self.progress, self.on_epoch_end = precision, progress, on_epoch_end
         self.started = 0.0
         self.step = 0
         self.last_epoch = self._snapshot()
@@ -363,7 +399,7 @@ class _FitEpochs:
                 f"the loss became {float(total)} at epoch {self.epoch + 1}, step {self.step} (terms: "
                 f"{ {k: float(v) for k, v in terms.items()} }); training stopped before the weights were updated. "
                 "The explainer is back at the end of the last finished epoch (the checkpoint holds the same). "
-                "Lower lr, check the images for NaN/inf, or use amp=False."
+                "Lower lr, check the images for NaN/inf, or train in float32 (amp=False)."
             )
         values = {"loss": float(total.detach()), **{k: float(v) for k, v in terms.items()}}
         return total, values, images.shape[0]
@@ -372,7 +408,7 @@ class _FitEpochs:
         """Validate, log, write the checkpoint (with everything resume needs), call ``on_epoch_end``."""
         explainer = self.explainer
         if self.val_loader is not None:
-            val = evaluate_loss(explainer, self.val_loader, amp=self.amp)
+            val = evaluate_loss(explainer, self.val_loader, precision=self.precision)
             record.update({f"val_{k}": v for k, v in val.items()})
         if distributed.is_distributed():
             # Each process saw its share of every batch: average the logged means, sum the class counts.
@@ -426,7 +462,7 @@ def fit(
     steps_per_epoch: int | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = False,
-    amp: bool | None = None,
+    amp: bool | str | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[Any, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
@@ -441,7 +477,8 @@ def fit(
         steps_per_epoch: cap on batches per epoch (default: ``len(train_loader)``).
         checkpoint: file written atomically after every epoch.
         resume: continue the run stored in ``checkpoint`` (starts fresh if it is absent).
-        amp: mixed precision; default on for CUDA, off on CPU.
+        amp: mixed precision: None (default) = float16 on CUDA, off on CPU; "bf16" = bfloat16
+            (CUDA or CPU); True/"fp16" = float16 with a gradient scaler (CUDA); False = float32.
         progress: show a tqdm bar with the running loss terms.
         on_epoch_end: called with (explainer, epoch record) after each epoch's checkpoint,
             e.g. to snapshot maps; it must not change the explainer's weights.
@@ -450,14 +487,14 @@ def fit(
         raise InputError(f"epochs must be a whole number >= 1 (e.g. epochs=8); got {epochs!r}")
     steps_per_epoch = _steps_per_epoch(train_loader, steps_per_epoch)
     device = explainer.device
-    amp = device.type == "cuda" if amp is None else amp
-    if amp and device.type != "cuda":
-        raise InputError("mixed precision (amp=True) is only supported on CUDA; pass amp=False on CPU")
+    precision = resolve_precision(amp, device)
     path = _checkpoint_path(checkpoint, resume)
     optimizer = torch.optim.SGD(explainer.attention.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    optimisation = Optimisation(optimizer, epochs * steps_per_epoch, lr, amp)
+    optimisation = Optimisation(optimizer, epochs * steps_per_epoch, lr, precision)
     run = {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "lr": lr, "momentum": momentum}
     run["weight_decay"] = weight_decay
+    if precision is not None:  # a run resumes in the precision it started in (float32 runs keep their old record)
+        run["precision"] = precision
     start_epoch = 0
     if resume and path is not None and path.exists():
         start_epoch = _resume(explainer, path, run, optimisation, train_loader)
@@ -471,7 +508,7 @@ def fit(
         with explainer.backbone.evaluating(), distributed.synchronise_batchnorm(explainer.attention):
             forward = _ddp(explainer.attention) if distributed.is_distributed() else None
             epoch_steps = _FitEpochs(
-                explainer, train_loader, val_loader, optimisation, run, path, amp, progress, on_epoch_end, forward
+                explainer, train_loader, val_loader, optimisation, run, path, precision, progress, on_epoch_end, forward
             )
             run_epochs(
                 epochs=epochs,
@@ -480,7 +517,7 @@ def fit(
                 loader=_loader_for_epoch(train_loader),
                 train_step=epoch_steps.train_step,
                 optimisation=optimisation,
-                amp=amp,
+                precision=precision,
                 device=device,
                 before_epoch=epoch_steps.before_epoch,
                 after_epoch=epoch_steps.after_epoch,
