@@ -67,12 +67,25 @@ def declared_parameters(notebook: Path) -> dict[str, Any]:
     return {}
 
 
+def _expand(path: Path, value: Any) -> Any:
+    """``${NAME}`` in a string value becomes the environment variable NAME (which must be set)."""
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    expanded = os.path.expandvars(value)
+    if "$" in expanded:
+        raise ValueError(f"{path}: {value!r} uses an environment variable that is not set; export it first")
+    return expanded
+
+
 def load_parameter_file(path: Path, notebooks: list[Path]) -> dict[str, dict[str, Any]]:
-    """Sections of a YAML parameter file: ``all`` and one per notebook name fragment (checked to match one)."""
+    """Sections of a YAML parameter file: ``all`` and one per notebook name fragment (checked to match one).
+
+    String values may name environment variables, e.g. ``data: ${IMAGENET}``.
+    """
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
         raise ValueError(f"{path}: expected sections of name: value pairs, e.g. 'all: {{device: cuda}}'")
-    sections = {str(key): dict(values or {}) for key, values in data.items()}
+    sections = {str(key): {k: _expand(path, v) for k, v in (values or {}).items()} for key, values in data.items()}
     for key in sections:
         if key != "all" and not any(key in nb.name for nb in notebooks):
             names = ", ".join(nb.name for nb in notebooks)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from ttame_lib import TTAME, load_backbone
 
@@ -68,3 +70,18 @@ def vit_explainer(small_vit):
     explainer = TTAME(small_vit)
     yield explainer
     explainer.close()
+
+
+@pytest.fixture(scope="session")
+def imagenet_like(tmp_path_factory):
+    """train/ and val/ with three classes of shipped background photos (indoors, nature, outdoors)."""
+    root = tmp_path_factory.mktemp("imagenet-like")
+    photos = sorted((Path(__file__).resolve().parents[1] / "data" / "backgrounds").glob("*.jpg"))
+    for kind in ("indoors", "nature", "outdoors"):
+        files = [p for p in photos if p.name.startswith(kind)][:6]
+        for split, chosen in (("train", files[:4]), ("val", files[4:6])):
+            folder = root / split / f"n0000{len(kind)}_{kind}"
+            folder.mkdir(parents=True)
+            for path in chosen:
+                Image.open(path).convert("RGB").resize((160, 120)).save(folder / path.name)
+    return root

@@ -24,21 +24,6 @@ paper = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(paper)
 
 
-@pytest.fixture(scope="module")
-def imagenet_like(tmp_path_factory):
-    """train/ and val/ with three classes of shipped background photos (indoors, nature, outdoors)."""
-    root = tmp_path_factory.mktemp("imagenet-like")
-    photos = sorted((ROOT / "data" / "backgrounds").glob("*.jpg"))
-    for kind in ("indoors", "nature", "outdoors"):
-        files = [p for p in photos if p.name.startswith(kind)][:6]
-        for split, chosen in (("train", files[:4]), ("val", files[4:6])):
-            folder = root / split / f"n0000{len(kind)}_{kind}"
-            folder.mkdir(parents=True)
-            for path in chosen:
-                Image.open(path).convert("RGB").resize((160, 120)).save(folder / path.name)
-    return root
-
-
 def test_one_paper_row_trains_evaluates_and_reports(imagenet_like, tmp_path, capsys):
     out = tmp_path / "paper"
     argv = [

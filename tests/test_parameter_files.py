@@ -23,8 +23,42 @@ def _plan(path: Path) -> dict[Path, dict]:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
-def test_every_name_in_a_shipped_file_is_declared_by_its_notebooks(path):
+def test_every_name_in_a_shipped_file_is_declared_by_its_notebooks(path, monkeypatch):
+    monkeypatch.setenv("IMAGENET", "/data/imagenet")  # params/imagenet-gpu.yaml reads it
     assert run_notebooks.unknown_parameters(_plan(path)) == []
+
+
+def test_an_unset_environment_variable_in_a_parameter_file_stops_the_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("IMAGENET", raising=False)
+    with pytest.raises(ValueError, match=r"imagenet-gpu.yaml: '\$\{IMAGENET\}' uses an environment variable"):
+        _plan(ROOT / "params" / "imagenet-gpu.yaml")
+
+
+# CPU-sized values for every size in params/imagenet-gpu.yaml: the same names, a tiny folder, random weights.
+TINY = {
+    "03": {"cnn_name": "resnet18", "cnn_weights": None, "vit_name": "vit_tiny_patch16_224", "vit_weights": None,
+           "train_images": 12, "test_images": 6, "epochs": 1, "batch_size": 4, "ablation_images": 8,
+           "ablation_epochs": 1},
+    "04": {"backbone_name": "scenes_cnn", "weights": "DEFAULT", "checkpoint": None, "n_images": 4, "n_val_images": 2,
+           "methods": ["ttame", "gradcam", "rise", "centre"], "rise_masks": 20},
+}  # fmt: skip
+
+
+def test_the_imagenet_file_runs_notebooks_03_and_04_on_an_image_folder(imagenet_like, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGENET", str(imagenet_like))
+    shipped = yaml.safe_load((ROOT / "params" / "imagenet-gpu.yaml").read_text())
+    swapped = {"all": {"device": "cpu"}}
+    for section, values in TINY.items():
+        assert set(values) | {"data"} == set(shipped[section]), section  # only values change, never names
+        swapped[section] = {**values, "data": shipped[section]["data"]}
+    params = tmp_path / "tiny.yaml"
+    params.write_text(yaml.safe_dump(swapped))
+    out = tmp_path / "out"
+    assert run_notebooks.main(["--params", str(params), "03", "04", "--output", str(out)]) == 0
+    text = {nb.name[:2]: nb.read_text() for nb in out.glob("*.ipynb")}
+    assert f"evaluation images of {imagenet_like}" in text["03"] and "AD(15 %)" in text["03"]
+    assert "no object masks in an image folder" in text["04"]
+    assert "pointing game" not in text["04"].split("| method")[1][:300]  # the results table has no localisation
 
 
 def test_the_gpu_file_has_the_cpu_files_names_and_the_cpu_file_the_defaults():

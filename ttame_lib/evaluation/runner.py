@@ -311,8 +311,8 @@ SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def format_cell(row: dict[str, Any], key: str, intervals: bool = False) -> str:
     """One result as text: ``45.2``, or ``45.2 [41.0, 49.5]`` with ``intervals`` when the row has
-    ``KEY_lo`` / ``KEY_hi``. A None value (a metric that does not apply) prints as ``–``."""
-    value = row[key]
+    ``KEY_lo`` / ``KEY_hi``. A missing or None value (a metric that does not apply) prints as ``–``."""
+    value = row.get(key)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     spec = ".2f" if key == "latency_ratio" else ".1f"
@@ -329,8 +329,10 @@ def results_table(
     """A Markdown table, one row per method (``row["method"]``), of the chosen result columns.
 
     With ``intervals`` each metric that has ``KEY_lo`` / ``KEY_hi`` keys prints as
-    ``45.2 [41.0, 49.5]`` (value and its bootstrap interval).
+    ``45.2 [41.0, 49.5]`` (value and its bootstrap interval). Columns no row has (the localisation
+    metrics of images without object masks) are left out; a value one row lacks prints as ``–``.
     """
+    columns = [(key, label) for key, label in columns if any(key in row for row in rows)]
     lines = ["| method | " + " | ".join(label for _, label in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in rows:
         cells = [format_cell(row, key, intervals) for key, _ in columns]

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 
+from ..backbones.backbone import Backbone
 from ..backbones.loading import load_backbone
 from ..errors import CheckpointNotFoundError, InputError
+from ..method.checkpoint import read_checkpoint
 from ..method.explainer import TTAME
 from .scenes import DATA_DIR
 
@@ -33,3 +35,17 @@ def load_shipped_explainer(name: str, device: str | torch.device = "cpu") -> TTA
     """The backbone ``name`` (shipped weights) and its shipped T-TAME explainer, ready to explain."""
     path = shipped_explainer_path(name)
     return TTAME.load(path, load_backbone(name, weights="DEFAULT", device=device))
+
+
+def shipped_explainer_for(backbone: Backbone) -> TTAME | None:
+    """The shipped explainer of ``backbone`` if there is one for its name and weights, else None.
+
+    For notebooks whose backbone is a parameter: the shipped explainers were trained for the
+    shipped weights (``weights="DEFAULT"``), and another model has none.
+    """
+    if backbone.name not in SHIPPED_EXPLAINERS:
+        return None
+    path = shipped_explainer_path(backbone.name)
+    if read_checkpoint(path)["meta"].get("weights") != backbone.weights:
+        return None
+    return TTAME.load(path, backbone)

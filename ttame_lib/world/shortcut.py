@@ -15,6 +15,7 @@ import torch
 
 from ..backbones.backbone import Backbone
 from ..backbones.loading import load_backbone
+from ..errors import InputError
 from .classifier_training import train_classifier
 from .scenes import CompositeScenes, watermark_cells
 
@@ -43,7 +44,7 @@ def plant_shortcut(
     cue_class: int,
     *,
     name: str = "scenes_cnn",
-    trained: Sequence[str] = ("layer4", "fc"),
+    trained: Sequence[str] | None = None,
     scenes: int = 2000,
     epochs: int = 2,
     cue_rate: float = 0.9,
@@ -52,12 +53,21 @@ def plant_shortcut(
     progress: bool = True,
 ) -> Backbone:
     """The shipped scene model ``name`` with its ``trained`` stages fine-tuned on ``scenes`` training
-    scenes where ``cue_rate`` of class ``cue_class`` (and nothing else) carries the watermark."""
+    scenes where ``cue_rate`` of class ``cue_class`` (and nothing else) carries the watermark.
+
+    ``trained`` names module prefixes; by default the last stage and the head: ``layer4`` and
+    ``fc`` for the CNN, the last block, the final norm and the head for the ViT.
+    """
     backbone = load_backbone(name, weights="DEFAULT")
+    if trained is None:
+        last_block = f"blocks.{len(backbone.model.blocks) - 1}" if hasattr(backbone.model, "blocks") else None
+        trained = (last_block, "norm", "head") if backbone.family == "vit" else ("layer4", "fc")
     data = CompositeScenes(
         "train", length=scenes, size=backbone.input_size, seed=seed + 1, cue_class=cue_class, cue_rate=cue_rate
     )
-    params = [p for n, p in backbone.model.named_parameters() if n.split(".")[0] in trained]
+    params = [p for n, p in backbone.model.named_parameters() if any(n.startswith(f"{t}.") for t in trained)]
+    if not params:
+        raise InputError(f"trained={list(trained)} matches no parameter of {name}; name its modules, e.g. 'layer4'")
     train_classifier(
         backbone.model,
         data,
