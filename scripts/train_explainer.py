@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from ttame_lib import TTAME, load_backbone
 from ttame_lib.evaluation.localisation import dataset_pointing_game
 from ttame_lib.method.diagnostics import class_coverage
+from ttame_lib.method.head_init import initialise_from_classifier
 from ttame_lib.world.photo_pool import PhotoPool
 from ttame_lib.world.scenes import CompositeScenes
 
@@ -58,12 +59,21 @@ def main() -> None:
         default="batch",
         help="maps the area and TV terms see: every batch target's map on every image (paper) or each image's own",
     )
+    parser.add_argument("--layers", nargs="+", default=None, help="layers to hook (default: the backbone's)")
+    parser.add_argument(
+        "--init",
+        choices=["random", "head"],
+        default="random",
+        help="fusion start: random (the paper) or the classifier's weights on the last layer (a CAM per class)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     out = args.out or ROOT / "data" / "explainers" / f"{args.backbone}.ttame"
     torch.manual_seed(args.seed)
     backbone = load_backbone(args.backbone, weights=args.weights, device=args.device)
-    explainer = TTAME(backbone, seed=args.seed, regularize=args.regularize)
+    explainer = TTAME(backbone, layers=args.layers, seed=args.seed, regularize=args.regularize)
+    if args.init == "head":
+        initialise_from_classifier(explainer)
     if args.data == "photos":
         train = PhotoPool(length=args.train_images, size=args.size, seed=args.seed)
     else:
@@ -91,6 +101,7 @@ def main() -> None:
         "backbone": args.backbone,
         "weights": backbone.weights,
         "layers": explainer.layers,
+        "init": args.init,
         "size": args.size,
         "data": args.data,
         "train_images": args.train_images,

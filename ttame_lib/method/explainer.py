@@ -92,6 +92,8 @@ class TTAME(ExplainerBase):
         # None until the first training step (and for checkpoints written before it was recorded).
         self.target_counts: torch.Tensor | None = None
         self.min_targets = 20
+        # Where the fusion started: "random" (the paper) or "classifier" (head_init.initialise_from_classifier).
+        self.initialisation = "random"
         self._warned_classes: set[int] = set()
 
     # ------------------------------------------------------------------ set-up
@@ -170,9 +172,14 @@ class TTAME(ExplainerBase):
                 self._warned_classes.add(cls)
                 what = "never a training target" if count == 0 else f"a training target only {count} time"
                 what += "s" if count > 1 else ""
+                start = (
+                    "still close to its start, the classifier's class activation map"
+                    if self.initialisation == "classifier"
+                    else "still close to its random start and may be noise"
+                )
                 warnings.warn(
                     f"class {cls} ({self.backbone.class_name(cls)!r}) was {what} for this explainer "
-                    f"(fewer than {self.min_targets}): its map is barely trained and may be noise. An explainer only "
+                    f"(fewer than {self.min_targets}): its map is barely trained, {start}. An explainer only "
                     "knows the classes it saw; train on images of this class, or see ttame_lib.method.diagnostics."
                     "class_coverage(explainer).",
                     stacklevel=4,  # the caller of explain() (which torch.no_grad wraps once)
@@ -234,6 +241,7 @@ class TTAME(ExplainerBase):
             "max_size": self.attention.max_size,
             "loss_weights": self.loss_fn.weights.to_dict(),
             "regularize": self.loss_fn.regularize,
+            "initialisation": self.initialisation,  # recorded, not checked on load
         }
 
     def checkpoint_state(self, training: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -273,6 +281,7 @@ class TTAME(ExplainerBase):
         self.history = list(data.get("history") or [])
         counts = data.get("target_counts")
         self.target_counts = None if counts is None else counts.clone()
+        self.initialisation = data["meta"].get("initialisation", "random")
         self._warned_classes = set()
 
     @classmethod
