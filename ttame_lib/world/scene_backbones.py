@@ -38,10 +38,15 @@ class SceneBackbone:
     weights_file: str  # relative to the repository root
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    layers: tuple[str, ...] | None = None  # T-TAME's default layers; None: timm's preset for the architecture
 
 
 SCENE_BACKBONES: dict[str, SceneBackbone] = {
-    "scenes_cnn": SceneBackbone("resnet10t", (), (64, 64), "data/backbones/scenes_cnn.pth"),
+    # At 64 px the last stage (layer4) is 2x2: T-TAME hooks the three stages before it (16x16, 8x8, 4x4),
+    # the set that localised best on validation scenes (README, "The offline world").
+    "scenes_cnn": SceneBackbone(
+        "resnet10t", (), (64, 64), "data/backbones/scenes_cnn.pth", layers=("layer1", "layer2", "layer3")
+    ),
     "scenes_vit": SceneBackbone(
         "vit_tiny_patch16_224",
         # Average pooling of the patch tokens (the class token is still there, as in a standard ViT):
@@ -105,13 +110,22 @@ def load_scene_model(name: str, weights: Any, model_kwargs: dict[str, Any]) -> L
     return loaded
 
 
+def scene_preset(name: str, model: nn.Module, input_size: tuple[int, int]) -> list[str]:
+    """The layers T-TAME hooks by default on a scene model: its own choice, else timm's preset."""
+    spec = SCENE_BACKBONES.get(name)
+    if spec is not None and spec.layers is not None:
+        return list(spec.layers)
+    return timm_source_preset(name, model, input_size)
+
+
 register_source(
     BackboneSource(
         name="scenes",
         provides=SCENE_BACKBONES.__contains__,
         load=load_scene_model,
-        # The scene models are timm architectures: timm's presets and family rule apply.
-        preset=timm_source_preset,
+        # The scene models are timm architectures: timm's presets and family rule apply, unless a
+        # scene model names its own layers.
+        preset=scene_preset,
         family=timm_family,
     ),
     first=True,
