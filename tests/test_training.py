@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ttame_lib import TTAME, CheckpointError, InputError
+from ttame_lib import TTAME, CheckpointError, InputError, load_backbone
 
 
 def loader(images, batch_size=4, seed=0):
@@ -133,24 +133,24 @@ def test_on_epoch_end_sees_each_epoch_without_changing_the_result(small_cnn, dat
     watched.close()
 
 
-def test_bfloat16_training_runs_in_bfloat16_and_stays_close_to_float32(small_cnn, data):
+def test_bfloat16_training_runs_in_bfloat16_and_stays_close_to_float32(data):
     # bf16 autocast is available on CPUs too, so the mixed-precision path runs here: the branch
-    # convolutions really compute in bfloat16, the weights stay float32, and after two epochs the
-    # attention is near the float32 run's (bf16 keeps ~3 significant digits).
+    # convolutions really compute in bfloat16, the weights stay float32, and the run follows the
+    # float32 one (bf16 keeps ~3 significant digits). A backbone of its own: no state shared with other tests.
+    backbone = load_backbone("resnet18", num_classes=10, seed=0)
     seen = []
-    full, mixed = TTAME(small_cnn), TTAME(small_cnn)
+    full, mixed = TTAME(backbone), TTAME(backbone)
     start = mixed.attention.fuse.weight.detach().clone()
     handle = mixed.attention.branches[0].conv.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
-    full.fit(loader(data), epochs=2, progress=False)
-    history = mixed.fit(loader(data), epochs=2, amp="bf16", progress=False)
+    full.fit(loader(data), epochs=2, progress=False, lr=0.05)
+    history = mixed.fit(loader(data), epochs=2, amp="bf16", progress=False, lr=0.05)
     handle.remove()
     assert torch.bfloat16 in seen
     assert all(p.dtype == torch.float32 for p in mixed.attention.parameters())
-    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
-    a, b = full.attention.state_dict(), mixed.attention.state_dict()
-    changed = float((a["fuse.weight"] - start).abs().max())
-    gap = float((a["fuse.weight"] - b["fuse.weight"]).abs().max())
-    assert gap < 0.2 * changed  # far closer to the float32 run than training moved the weights
+    for a, b in zip(full.history, history, strict=True):  # the same loss, epoch by epoch, to bf16's precision
+        assert b["loss"] == pytest.approx(a["loss"], rel=0.02)
+    trained, mixed_weights = full.attention.fuse.weight.detach(), mixed.attention.fuse.weight.detach()
+    assert float((trained - mixed_weights).abs().max()) < float((trained - start).abs().max())
     maps = mixed.explain(data[:2])
     assert maps.dtype == torch.float32 and torch.isfinite(maps).all()
     full.close()
