@@ -237,7 +237,11 @@ def sigint_during_write(monkeypatch):
         return real_save(obj, handle, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save)
-    return state
+    # Python's own Ctrl-C handling (SIGINT -> KeyboardInterrupt) is what is under test: pin it, whatever
+    # handler an earlier test or library left installed (one fresh-clone run found another one in place).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield state
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize(
