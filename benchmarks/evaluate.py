@@ -49,6 +49,7 @@ from ttame_lib.evaluation.baselines import BASELINES, CAM_METHODS, select_cam_la
 from ttame_lib.evaluation.faithfulness import ROAD_LEVELS, removal_masks
 from ttame_lib.evaluation.imputation import linear_impute
 from ttame_lib.evaluation.localisation import mask_area
+from ttame_lib.world.data_source import VALIDATION_SEED_OFFSET
 from ttame_lib.world.scene_backbones import SCENE_BACKBONES
 from ttame_lib.world.scenes import CompositeScenes
 from ttame_lib.world.shipped import SHIPPED_EXPLAINERS, load_shipped_explainer, shipped_explainer_path
@@ -64,8 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("ttame", *BASELINES)
 # Hundreds of backbone forwards per image: over 10 s per 224-px image on CPU.
 SLOW_METHODS = ("scorecam", "ablationcam", "rise")
-# Seed offset of the validation scenes used to choose CAM layers.
-VAL_SEED_OFFSET = 1000
+# Seed offset of the validation scenes used to choose CAM layers: the notebooks' (world.data_source).
+VAL_SEED_OFFSET = VALIDATION_SEED_OFFSET
 
 
 @dataclass
