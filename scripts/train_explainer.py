@@ -6,7 +6,9 @@
 Targets are the backbone's own predictions (as in the paper), so any classifier works. ``--data
 scenes`` trains on composite scenes (the scene backbones' own world); ``--data photos`` on the
 real-photo pool (:class:`ttame_lib.world.photo_pool.PhotoPool`), which makes an ImageNet classifier
-predict as many different classes as the offline world can. The run checkpoints every epoch
+predict as many different classes as the offline world can; ``--data photos+scenes`` mixes the two
+(``--scene-share`` of the images are training-split composites at ``--scale``), so the explainer
+also sees small objects away from the centre. The run checkpoints every epoch
 (``<out>.run``) and resumes if interrupted; at the end it writes the explainer, and a JSON report
 with the training time, the final loss terms, the class coverage (training targets per class) and
 the pointing-game hit rate on held-out test composites (unseen backgrounds).
@@ -27,6 +29,7 @@ from ttame_lib import TTAME, load_backbone
 from ttame_lib.evaluation.localisation import dataset_pointing_game
 from ttame_lib.method.diagnostics import class_coverage
 from ttame_lib.method.head_init import initialise_from_classifier
+from ttame_lib.world.mixture import ImageMixture
 from ttame_lib.world.photo_pool import PhotoPool
 from ttame_lib.world.scenes import CompositeScenes
 
@@ -38,7 +41,12 @@ def main() -> None:
     parser.add_argument("backbone")
     parser.add_argument("--weights", default="DEFAULT")
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--data", choices=["scenes", "photos"], default="scenes", help="training images (see above)")
+    parser.add_argument(
+        "--data", choices=["scenes", "photos", "photos+scenes"], default="scenes", help="training images (see above)"
+    )
+    parser.add_argument(
+        "--scene-share", type=float, default=0.5, help="share of composite scenes with --data photos+scenes"
+    )
     parser.add_argument("--train-images", "--train-scenes", dest="train_images", type=int, default=3200)
     parser.add_argument(
         "--scale", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"), help="object scale of training scenes"
@@ -74,11 +82,16 @@ def main() -> None:
     explainer = TTAME(backbone, layers=args.layers, seed=args.seed, regularize=args.regularize)
     if args.init == "head":
         initialise_from_classifier(explainer)
+    scale = {} if args.scale is None else {"scale": tuple(args.scale)}
+    photos = PhotoPool(length=args.train_images, size=args.size, seed=args.seed)
+    scenes = CompositeScenes("train", length=args.train_images, size=args.size, seed=args.seed, **scale)
     if args.data == "photos":
-        train = PhotoPool(length=args.train_images, size=args.size, seed=args.seed)
+        train = photos
+    elif args.data == "scenes":
+        train = scenes
     else:
-        scale = {} if args.scale is None else {"scale": tuple(args.scale)}
-        train = CompositeScenes("train", length=args.train_images, size=args.size, seed=args.seed, **scale)
+        shares = [1 - args.scene_share, args.scene_share]
+        train = ImageMixture([photos, scenes], shares, length=args.train_images, seed=args.seed)
     test = CompositeScenes("test", length=args.test_scenes, size=args.size, seed=args.seed)
     loader = DataLoader(
         train, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(args.seed)
@@ -104,6 +117,7 @@ def main() -> None:
         "init": args.init,
         "size": args.size,
         "data": args.data,
+        "scene_share": args.scene_share if args.data == "photos+scenes" else None,
         "train_images": args.train_images,
         "steps_per_epoch": args.steps_per_epoch,
         "scale": args.scale,

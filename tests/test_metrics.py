@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from ttame_lib import InputError
-from ttame_lib.evaluation.localisation import energy_pointing_game, mask_area, pointing_game, top_k_iou
+from ttame_lib.evaluation.localisation import (
+    energy_pointing_game,
+    mask_area,
+    object_classes,
+    pointing_game,
+    top_k_iou,
+)
 
 
 def test_pointing_game_hits_and_misses():
@@ -64,3 +70,28 @@ def test_localisation_bad_input_names_the_problem():
         pointing_game(maps, torch.zeros(2, 4, 4, dtype=torch.bool))
     with pytest.raises(InputError, match="infinite"):
         energy_pointing_game(torch.full((2, 4, 4), float("inf")), masks)
+
+
+def _colour_classifier(images: torch.Tensor) -> torch.Tensor:
+    """Logits = mean of each colour channel: class 0 red, 1 green, 2 blue."""
+    return images.mean(dim=(2, 3))
+
+
+def test_object_classes_name_the_object_not_the_background():
+    images = torch.zeros(2, 3, 16, 16)
+    images[:, 2] = 1.0  # blue background: the whole scene is "blue"
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0, 1:5, 2:6] = True  # a small red object in a corner
+    images[0, :, 1:5, 2:6] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    masks[1, 10:15, 9:12] = True  # a green one
+    images[1, :, 10:15, 9:12] = torch.tensor([0.0, 1.0, 0.0])[:, None, None]
+    assert _colour_classifier(images).argmax(1).tolist() == [2, 2]
+    assert object_classes(_colour_classifier, images, masks, batch_size=1).tolist() == [0, 1]
+
+
+def test_object_classes_need_an_object():
+    masks = torch.zeros(1, 8, 8, dtype=torch.bool)
+    with pytest.raises(InputError, match="empty"):
+        object_classes(_colour_classifier, torch.rand(1, 3, 8, 8), masks)
+    with pytest.raises(InputError, match="images must be"):
+        object_classes(_colour_classifier, torch.rand(3, 8, 8), masks)

@@ -107,3 +107,29 @@ def dataset_pointing_game(explainer, dataset, count: int = 200, batch_size: int 
         masks = torch.stack([item[2] for item in items]).to(explainer.device)
         hits.append(pointing_game(explainer.explain(images), masks))
     return float(torch.cat(hits).mean())
+
+
+@torch.no_grad()
+def object_classes(backbone, images: torch.Tensor, masks: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """The class ``backbone`` gives each image's masked object when it sees the object alone.
+
+    Each object is cut out along its mask, on mid-grey, cropped to the mask's bounding box and
+    resized to the image size. An ImageNet classifier shown a composite scene often names the
+    background ("seashore", "valley") rather than the pasted object; the pointing game against
+    the object's mask is only a fair question for the class the classifier gives the object.
+    """
+    if images.ndim != 4:
+        raise InputError(f"images must be (B, 3, H, W) in [0, 1]; got {tuple(images.shape)}")
+    inside = _check(images[:, 0], masks).reshape(masks.shape)  # raises on an empty mask: no object to cut out
+    height, width = images.shape[-2:]
+    crops = []
+    for image, mask in zip(images, inside):
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        top, bottom, left, right = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        keep = mask[top:bottom, left:right]
+        crop = torch.where(keep, image[:, top:bottom, left:right], torch.full_like(image[:, :1, :1], 0.5))
+        crops.append(torch.nn.functional.interpolate(crop[None], size=(height, width), mode="bilinear")[0])
+    objects = torch.stack(crops)
+    return torch.cat(
+        [backbone(objects[i : i + batch_size]).argmax(1).cpu() for i in range(0, len(objects), batch_size)]
+    )
