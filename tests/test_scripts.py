@@ -1,0 +1,41 @@
+"""The training and validation scripts run end to end on the offline world (tiny sizes)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_train_on_photos_and_scenes_then_validate(tmp_path):
+    out = tmp_path / "mixed.ttame"
+    _run(
+        "scripts/train_explainer.py", "scenes_cnn", "--size", "64", "--data", "photos+scenes",
+        "--scene-share", "0.5", "--train-images", "16", "--epochs", "1", "--batch-size", "8",
+        "--test-scenes", "4", "--out", str(out),
+    )  # fmt: skip
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["data"] == "photos+scenes" and report["scene_share"] == 0.5
+    assert report["class_coverage"]["targets"] == 16
+    assert not out.with_suffix(".run").exists()  # the resumable run file is removed once saved
+    printed = _run(
+        "scripts/validate_explainers.py", "scenes_cnn", str(out), "gradcam:layer2", "centre", "--scenes", "6"
+    )
+    rows = [line for line in printed.splitlines() if line.startswith("  ")]
+    assert [row.split(":")[0].strip() for row in rows] == [str(out), "gradcam", "centre"]
+    assert all("PG " in row and "AD(15%)" in row for row in rows)
+
+
+def test_validation_refuses_the_benchmark_seed():
+    done = subprocess.run(
+        [sys.executable, "scripts/validate_explainers.py", "scenes_cnn", "centre", "--seed", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "benchmark's own scenes" in done.stderr
