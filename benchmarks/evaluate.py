@@ -51,7 +51,7 @@ from ttame_lib.evaluation.baselines import BASELINES, CAM_METHODS, select_cam_la
 from ttame_lib.evaluation.faithfulness import ROAD_LEVELS, removal_masks
 from ttame_lib.evaluation.imputation import linear_impute
 from ttame_lib.evaluation.localisation import mask_area, object_classes, pointing_game
-from ttame_lib.evaluation.runner import bootstrap_interval
+from ttame_lib.evaluation.runner import SUMMARY_COLUMNS, bootstrap_interval
 from ttame_lib.world.data_source import VALIDATION_SEED_OFFSET
 from ttame_lib.world.scene_backbones import SCENE_BACKBONES
 from ttame_lib.world.scenes import CompositeScenes
@@ -68,6 +68,14 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("ttame", *BASELINES)
 # Hundreds of backbone forwards per image: over 10 s per 224-px image on CPU.
 SLOW_METHODS = ("scorecam", "ablationcam", "rise")
+# The summary columns plus the pointing game for the class the classifier gives the object seen
+# alone (localisation.object_classes); only ImageNet classifiers' rows have it, and results_table
+# leaves out a column no row has.
+BENCH_COLUMNS = tuple(
+    column
+    for key, label in SUMMARY_COLUMNS
+    for column in ([(key, label), ("pointing_game_object", "PG obj↑")] if key == "pointing_game" else [(key, label)])
+)
 # Seed offset of the validation scenes used to choose CAM layers: the notebooks' (world.data_source).
 VAL_SEED_OFFSET = VALIDATION_SEED_OFFSET
 
@@ -302,7 +310,7 @@ def backbone_section(name: str, subset: list[dict], info: dict | None) -> list[s
         if info["skipped"]:
             lines += ["Skipped: " + "; ".join(f"{m} ({why})" for m, why in info["skipped"].items()) + ".", ""]
     lines += ["Values in %, with 95 % bootstrap intervals over images; times per image.", ""]
-    lines.append(results_table(subset, intervals=True))
+    lines.append(results_table(subset, BENCH_COLUMNS, intervals=True))
     chosen = [r for r in subset if "layer" in r]
     if chosen:
         lines += [

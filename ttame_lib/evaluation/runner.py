@@ -302,9 +302,6 @@ FAITHFULNESS_COLUMNS: tuple[tuple[str, str], ...] = (
 SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     *FAITHFULNESS_COLUMNS,
     ("pointing_game", "PG↑"),
-    # Pointing game for the class the classifier gives the object seen alone (see
-    # localisation.object_classes); only benchmarks of ImageNet classifiers on composites report it.
-    ("pointing_game_object", "PG obj↑"),
     ("energy_pointing_game", "EPG↑"),
     ("top10%_iou", "IoU10↑"),
     ("ms_per_image", "ms/img"),
