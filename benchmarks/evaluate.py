@@ -109,21 +109,39 @@ def backbone_training_instances() -> set[str]:
     return {f"{name}/{path.name}" for name, paths in train.instances.items() for path in paths}
 
 
-def predictions(backbone: Backbone, scenes: Scenes, batch_size: int) -> torch.Tensor:
-    """The backbone's top-1 class for every scene."""
-    return torch.cat([backbone(chunk).argmax(1).cpu() for chunk in scenes.images.split(batch_size)])
+def predictions(backbone: Backbone, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The backbone's top-1 class for every image."""
+    return torch.cat([backbone(chunk).argmax(1).cpu() for chunk in images.split(batch_size)])
+
+
+def explain_in_batches(explainer, images: torch.Tensor, classes: torch.Tensor | None, batch_size: int) -> torch.Tensor:
+    """Maps for every image, for ``classes`` (None: each image's predicted class), on the CPU."""
+    starts = range(0, len(images), batch_size)
+    return torch.cat(
+        [
+            explainer.explain(
+                images[i : i + batch_size], None if classes is None else classes[i : i + batch_size]
+            ).cpu()
+            for i in starts
+        ]
+    )
+
+
+def pointing_game_interval(
+    maps: torch.Tensor, masks: torch.Tensor, resamples: int, seed: int
+) -> tuple[float, float, float]:
+    """Pointing game (%) over images, with its 95 % bootstrap interval."""
+    hits = 100 * pointing_game(maps.float(), masks.cpu())
+    low, high = bootstrap_interval(hits, n_resamples=max(resamples, 1), seed=seed)
+    return float(hits.mean()), low, high
 
 
 def object_pointing_game(explainer, scenes: Scenes, objects: torch.Tensor, args: argparse.Namespace) -> dict:
     """Pointing game (%) of the maps for each scene's object class (not the top-1), with its interval."""
-    batches = range(0, len(scenes.images), args.batch_size)
-    maps = torch.cat(
-        [explainer.explain(scenes.images[i : i + args.batch_size], objects[i : i + args.batch_size]) for i in batches]
-    )
-    hits = 100 * pointing_game(maps.cpu().float(), scenes.masks.cpu())
-    low, high = bootstrap_interval(hits, n_resamples=max(args.resamples, 1), seed=args.seed)
+    maps = explain_in_batches(explainer, scenes.images, objects, args.batch_size)
+    value, low, high = pointing_game_interval(maps, scenes.masks, args.resamples, args.seed)
     return {
-        "pointing_game_object": round(float(hits.mean()), 3),
+        "pointing_game_object": round(value, 3),
         "pointing_game_object_lo": round(low, 3),
         "pointing_game_object_hi": round(high, 3),
     }
@@ -131,7 +149,7 @@ def object_pointing_game(explainer, scenes: Scenes, objects: torch.Tensor, args:
 
 def accuracy(backbone: Backbone, scenes: Scenes, batch_size: int) -> float:
     """Top-1 accuracy (%) of the backbone against the scene labels."""
-    return float(100 * (predictions(backbone, scenes, batch_size) == scenes.labels).float().mean())
+    return float(100 * (predictions(backbone, scenes.images, batch_size) == scenes.labels).float().mean())
 
 
 def methods_for(
@@ -200,7 +218,7 @@ def bench_backbone(
         "skipped": skipped,
         "top1_is_object_class": None
         if objects is None
-        else round(float(100 * (objects == predictions(backbone, test, args.batch_size)).float().mean()), 3),
+        else round(float(100 * (objects == predictions(backbone, test.images, args.batch_size)).float().mean()), 3),
     }
     facts[name] = info
     print(

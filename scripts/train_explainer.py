@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ttame_lib import TTAME, load_backbone
 from ttame_lib.evaluation.localisation import dataset_pointing_game
@@ -34,6 +34,19 @@ from ttame_lib.world.photo_pool import PhotoPool
 from ttame_lib.world.scenes import CompositeScenes
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def training_images(args: argparse.Namespace) -> Dataset:
+    """The training set ``--data`` names; only the parts it uses are built."""
+    scale = {} if args.scale is None else {"scale": tuple(args.scale)}
+    parts = {
+        "photos": lambda: PhotoPool(length=args.train_images, size=args.size, seed=args.seed),
+        "scenes": lambda: CompositeScenes("train", length=args.train_images, size=args.size, seed=args.seed, **scale),
+    }
+    if args.data in parts:
+        return parts[args.data]()
+    shares = [1 - args.scene_share, args.scene_share]
+    return ImageMixture([parts["photos"](), parts["scenes"]()], shares, length=args.train_images, seed=args.seed)
 
 
 def main() -> None:
@@ -82,16 +95,7 @@ def main() -> None:
     explainer = TTAME(backbone, layers=args.layers, seed=args.seed, regularize=args.regularize)
     if args.init == "head":
         initialise_from_classifier(explainer)
-    scale = {} if args.scale is None else {"scale": tuple(args.scale)}
-    photos = PhotoPool(length=args.train_images, size=args.size, seed=args.seed)
-    scenes = CompositeScenes("train", length=args.train_images, size=args.size, seed=args.seed, **scale)
-    if args.data == "photos":
-        train = photos
-    elif args.data == "scenes":
-        train = scenes
-    else:
-        shares = [1 - args.scene_share, args.scene_share]
-        train = ImageMixture([photos, scenes], shares, length=args.train_images, seed=args.seed)
+    train = training_images(args)
     test = CompositeScenes("test", length=args.test_scenes, size=args.size, seed=args.seed)
     loader = DataLoader(
         train, batch_size=args.batch_size, shuffle=True, generator=torch.Generator().manual_seed(args.seed)

@@ -29,15 +29,19 @@ import torch
 
 from ttame_lib import TTAME, load_backbone, make_explainer
 from ttame_lib.evaluation.faithfulness import confidence_drop
-from ttame_lib.evaluation.localisation import object_classes, pointing_game
-from ttame_lib.evaluation.runner import bootstrap_interval
+from ttame_lib.evaluation.localisation import object_classes
 from ttame_lib.method.head_init import initialise_from_classifier
 from ttame_lib.world.scene_backbones import SCENE_BACKBONES
 from ttame_lib.world.scenes import CompositeScenes
 from ttame_lib.world.shipped import SHIPPED_EXPLAINERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from evaluate import BENCH_SCALE  # noqa: E402 - the benchmark's split is defined there
+from evaluate import (  # noqa: E402 - the benchmark's split and helpers are defined there
+    BENCH_SCALE,
+    explain_in_batches,
+    pointing_game_interval,
+    predictions,
+)
 
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket")
 
@@ -54,16 +58,9 @@ def build(candidate: str, backbone):
     return make_explainer(backbone, method, **({"layer": layer} if layer else {}))
 
 
-def explain_all(explainer, images: torch.Tensor, classes: torch.Tensor | None, batch_size: int) -> torch.Tensor:
-    batches = range(0, len(images), batch_size)
-    pick = (lambda i: None) if classes is None else (lambda i: classes[i : i + batch_size])
-    return torch.cat([explainer.explain(images[i : i + batch_size], pick(i)).cpu() for i in batches])
-
-
 def pointing(maps: torch.Tensor, masks: torch.Tensor, seed: int) -> str:
-    hits = 100 * pointing_game(maps.float(), masks)
-    low, high = bootstrap_interval(hits, seed=seed)
-    return f"{float(hits.mean()):.1f} [{low:.1f}, {high:.1f}]"
+    value, low, high = pointing_game_interval(maps, masks, resamples=2000, seed=seed)
+    return f"{value:.1f} [{low:.1f}, {high:.1f}]"
 
 
 def class_specificity(top1_maps: torch.Tensor, object_maps: torch.Tensor, differ: torch.Tensor) -> str:
@@ -98,7 +95,7 @@ def main() -> None:
         import skimage.data  # the notebook's photos; scikit-image is a dependency
 
         objects = object_classes(backbone, images, masks, batch_size=args.batch_size)
-        top1 = torch.cat([backbone(chunk).argmax(1).cpu() for chunk in images.split(args.batch_size)])
+        top1 = predictions(backbone, images, args.batch_size)
         print(f"top-1 is the object's class in {100 * float((objects == top1).float().mean()):.1f} % of the scenes")
         photos = torch.stack([backbone.preprocess(getattr(skimage.data, name)()) for name in PHOTOS])
     print(f"{args.scenes} validation scenes ({args.backbone}, seed {args.seed}, scale {BENCH_SCALE}):", flush=True)
@@ -106,11 +103,11 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # coverage warnings: every candidate meets the same classes
             explainer = build(candidate, backbone)
-            maps = explain_all(explainer, images, None, args.batch_size)
+            maps = explain_in_batches(explainer, images, None, args.batch_size)
             ad = confidence_drop(backbone, images, maps, percents=(15,)).summary()["AD(15%)"]
             line = f"  {candidate}: PG {pointing(maps, masks, args.seed)}  AD(15%) {ad:.1f}"
             if imagenet:
-                object_maps = explain_all(explainer, images, objects, args.batch_size)
+                object_maps = explain_in_batches(explainer, images, objects, args.batch_size)
                 means = [round(float(m.mean()), 2) for m in explainer.explain(photos)]
                 line += f"  PG obj {pointing(object_maps, masks, args.seed)}  photo map means {means}"
                 line += "  " + class_specificity(maps, object_maps, objects != top1)
