@@ -14,6 +14,10 @@ ratio to one plain backbone forward (same run, same batches). Scenes are the tes
 - Each CAM method runs at its best single layer, chosen by pointing game on a separate
   validation set of scenes (never the evaluated ones); the JSON keeps every candidate's score.
 - "centre" (a centred Gaussian) and "uniform" (all ones) are model-agnostic reference rows.
+- Every other method is also compared with T-TAME scene by scene: the mean of (method - T-TAME)
+  for AD(15%), the pointing game and PG obj, with a 95 % *paired* bootstrap interval (row key
+  "minus_ttame"); two methods on the same scenes can differ consistently while their separate
+  intervals overlap.
 - For ImageNet classifiers, "PG obj" is the pointing game for the class the backbone gives the
   object seen alone (cut out on grey); its top-1 on a composite is often the background's class.
 - Per backbone the JSON records the chance level (mean object area share), the backbone's
@@ -51,7 +55,7 @@ from ttame_lib.evaluation.baselines import BASELINES, CAM_METHODS, select_cam_la
 from ttame_lib.evaluation.faithfulness import ROAD_LEVELS, removal_masks
 from ttame_lib.evaluation.imputation import linear_impute
 from ttame_lib.evaluation.localisation import mask_area, object_classes, pointing_game
-from ttame_lib.evaluation.runner import SUMMARY_COLUMNS, bootstrap_interval
+from ttame_lib.evaluation.runner import SUMMARY_COLUMNS, bootstrap_interval, paired_difference
 from ttame_lib.world.data_source import VALIDATION_SEED_OFFSET
 from ttame_lib.world.scene_backbones import SCENE_BACKBONES
 from ttame_lib.world.scenes import CompositeScenes
@@ -127,24 +131,49 @@ def explain_in_batches(explainer, images: torch.Tensor, classes: torch.Tensor | 
     )
 
 
+def pointing_game_hits(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Per image: 100 if the map's peak is on the object, else 0 (ties: the share on it)."""
+    return 100 * pointing_game(maps.float(), masks.cpu())
+
+
 def pointing_game_interval(
     maps: torch.Tensor, masks: torch.Tensor, resamples: int, seed: int
 ) -> tuple[float, float, float]:
     """Pointing game (%) over images, with its 95 % bootstrap interval."""
-    hits = 100 * pointing_game(maps.float(), masks.cpu())
+    hits = pointing_game_hits(maps, masks)
     low, high = bootstrap_interval(hits, n_resamples=max(resamples, 1), seed=seed)
     return float(hits.mean()), low, high
 
 
-def object_pointing_game(explainer, scenes: Scenes, objects: torch.Tensor, args: argparse.Namespace) -> dict:
-    """Pointing game (%) of the maps for each scene's object class (not the top-1), with its interval."""
+def object_pointing_game(
+    explainer, scenes: Scenes, objects: torch.Tensor, args: argparse.Namespace
+) -> tuple[dict, torch.Tensor]:
+    """Pointing game (%) of the maps for each scene's object class (not the top-1), with its interval,
+    and the per-scene hits (for the paired differences)."""
     maps = explain_in_batches(explainer, scenes.images, objects, args.batch_size)
     value, low, high = pointing_game_interval(maps, scenes.masks, args.resamples, args.seed)
-    return {
+    summary = {
         "pointing_game_object": round(value, 3),
         "pointing_game_object_lo": round(low, 3),
         "pointing_game_object_hi": round(high, 3),
     }
+    return summary, pointing_game_hits(maps, scenes.masks)
+
+
+# Metrics compared scene by scene against T-TAME (per-image terms of ImageScores.per_image, plus PG obj).
+PAIRED_METRICS = (("AD(15%)", "AD 15 % ↓"), ("pointing_game", "pointing game ↑"), ("pointing_game_object", "PG obj ↑"))
+
+
+def paired_against(values: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], args) -> dict[str, list]:
+    """For each paired metric both have: [mean of (method - reference), low, high] over the same scenes."""
+    out = {}
+    for key, _ in PAIRED_METRICS:
+        if key in values and key in reference:
+            mean, low, high = paired_difference(
+                values[key], reference[key], n_resamples=max(args.resamples, 1), seed=args.seed
+            )
+            out[key] = [round(mean, 3), round(low, 3), round(high, 3)]
+    return out
 
 
 def accuracy(backbone: Backbone, scenes: Scenes, batch_size: int) -> float:
@@ -230,6 +259,7 @@ def bench_backbone(
         "ttame": {"checkpoint": shipped_explainer_path(name)},
         "rise": {"n_masks": args.rise_masks, "seed": args.seed},
     }
+    reference: dict[str, torch.Tensor] | None = None  # T-TAME's per-scene scores, for the paired differences
     for method in run:
         started = time.perf_counter()
         extra: dict = {}
@@ -250,8 +280,14 @@ def bench_backbone(
                 seed=args.seed,
                 desc=f"{name}/{method}",
             )
+            values = scores.per_image()
             if objects is not None:
-                extra.update(object_pointing_game(explainer, test, objects, args))
+                summary, values["pointing_game_object"] = object_pointing_game(explainer, test, objects, args)
+                extra.update(summary)
+        if method == "ttame":
+            reference = values
+        elif reference is not None:
+            extra["minus_ttame"] = paired_against(values, reference, args)
         row = {"backbone": name, "method": method, "images": count, **extra}
         row.update({k: round(v, 3) for k, v in summarise(scores, args).items()})
         if seen is not None:
@@ -308,6 +344,29 @@ def bench_road_speed(args: argparse.Namespace) -> dict:
     return result
 
 
+def paired_table(subset: list[dict]) -> list[str]:
+    """Markdown: each method minus T-TAME on the same scenes, with paired 95 % intervals."""
+    paired = [r for r in subset if r.get("minus_ttame")]
+    if not paired:
+        return []
+    columns = [(key, label) for key, label in PAIRED_METRICS if any(key in r["minus_ttame"] for r in paired)]
+    lines = [
+        "",
+        "Each method minus T-TAME on the same scenes, in points, with the 95 % paired bootstrap interval "
+        "(an interval that excludes 0 is a difference; negative AD and positive PG favour the method over T-TAME):",
+        "",
+        "| method | layer | " + " | ".join(label for _, label in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for r in paired:
+        cells = []
+        for key, _ in columns:
+            mean, low, high = r["minus_ttame"].get(key, (None, None, None))
+            cells.append("" if mean is None else f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
+        lines.append(f"| {r['method']} | {r.get('layer', '')} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def backbone_section(name: str, subset: list[dict], info: dict | None) -> list[str]:
     """Markdown for one backbone: facts, the results with intervals, chosen layers, instance split, ROAD levels."""
     lines = [f"### {name} ({subset[0]['images']} held-out scenes)", ""]
@@ -329,6 +388,7 @@ def backbone_section(name: str, subset: list[dict], info: dict | None) -> list[s
             lines += ["Skipped: " + "; ".join(f"{m} ({why})" for m, why in info["skipped"].items()) + ".", ""]
     lines += ["Values in %, with 95 % bootstrap intervals over images; times per image.", ""]
     lines.append(results_table(subset, BENCH_COLUMNS, intervals=True))
+    lines += paired_table(subset)
     chosen = [r for r in subset if "layer" in r]
     if chosen:
         lines += [

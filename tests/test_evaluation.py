@@ -10,6 +10,7 @@ from ttame_lib.evaluation import (
     bootstrap_interval,
     evaluate_explainer,
     format_cell,
+    paired_difference,
     results_table,
     score_explainer,
 )
@@ -153,3 +154,25 @@ def test_road_can_be_limited_to_the_first_images(scenes):
     assert torch.equal(full.removal.morf[10.0], scores.removal.morf[10.0])  # same seeds per batch start
     with pytest.raises(InputError, match="road_images"):
         score_explainer(centre, backbone, images[:2], masks[:2], road_images=0, progress=False)
+
+
+def test_paired_difference_sees_a_consistent_gap_that_overlapping_intervals_hide():
+    rng = np.random.default_rng(0)
+    difficulty = rng.uniform(0, 100, size=200)  # each image's difficulty, shared by both methods
+    a, b = difficulty + 3.0, difficulty  # a scores exactly 3 points more on every image
+    mean, low, high = paired_difference(a, b, seed=1)
+    assert (mean, low, high) == pytest.approx((3.0, 3.0, 3.0))  # constant differences: no spread
+    lo_a, hi_a = bootstrap_interval(a, seed=1)
+    lo_b, hi_b = bootstrap_interval(b, seed=1)
+    assert lo_a < hi_b  # the separate intervals overlap ...
+    noisy = a + rng.normal(0, 2, size=200)
+    mean, low, high = paired_difference(noisy, b, seed=1)
+    assert low > 0 and low < mean < high  # ... but the paired interval excludes 0
+    assert paired_difference(torch.tensor(noisy), torch.tensor(b), seed=1) == (mean, low, high)
+    mean, low, high = paired_difference(b, noisy, seed=1)  # the other way round: negative
+    assert high < 0
+
+
+def test_paired_difference_needs_the_same_images():
+    with pytest.raises(InputError, match="same images"):
+        paired_difference([1.0, 2.0, 3.0], [1.0, 2.0])

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,3 +41,18 @@ def test_validation_refuses_the_benchmark_seed():
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 2 and "benchmark's own scenes" in done.stderr
+
+
+def test_benchmark_compares_each_method_with_ttame_scene_by_scene(tmp_path):
+    _run(
+        "benchmarks/evaluate.py", "--backbones", "scenes_cnn", "--methods", "ttame", "gradcam", "centre",
+        "--scenes", "8", "--val-scenes", "4", "--resamples", "50", "--road-images", "0", "--out", str(tmp_path),
+    )  # fmt: skip
+    rows = {r["method"]: r for r in json.loads((tmp_path / "evaluation.json").read_text())["results"]}
+    assert "minus_ttame" not in rows["ttame"]
+    for method in ("gradcam", "centre"):
+        for key in ("AD(15%)", "pointing_game"):
+            mean, low, high = rows[method]["minus_ttame"][key]
+            assert low <= mean <= high
+            assert mean == pytest.approx(rows[method][key] - rows["ttame"][key], abs=1e-2)  # mean of differences
+    assert "Each method minus T-TAME on the same scenes" in (tmp_path / "evaluation.md").read_text()

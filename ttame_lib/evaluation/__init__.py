@@ -17,6 +17,7 @@ from .runner import (
     bootstrap_interval,
     evaluate_explainer,
     format_cell,
+    paired_difference,
     results_table,
     score_explainer,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "keep_masks",
     "linear_impute",
     "mask_area",
+    "paired_difference",
     "pointing_game",
     "removal_masks",
     "results_table",

@@ -70,6 +70,31 @@ def bootstrap_interval(
     return float(low), float(high)
 
 
+def paired_difference(
+    values: Sequence[float] | np.ndarray | torch.Tensor,
+    reference: Sequence[float] | np.ndarray | torch.Tensor,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean of ``values - reference`` over the same images, with its paired bootstrap interval.
+
+    Two methods scored on the same images share each image's difficulty, so their difference is
+    judged by resampling the per-image differences (paired), not by whether the two separate
+    intervals overlap: overlapping intervals can hide a consistent difference, and an interval of
+    the difference that excludes 0 is one.
+    """
+    a, b = (torch.as_tensor(v).detach().cpu().double().reshape(-1) for v in (values, reference))
+    if a.shape != b.shape:
+        raise InputError(
+            f"values and reference must score the same images: got {a.numel()} and {b.numel()} values; "
+            "pass per-image scores of both methods on one image set"
+        )
+    difference = a - b
+    low, high = bootstrap_interval(difference, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    return float(difference.mean()), low, high
+
+
 def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
     """Seconds taken by ``fn()`` (synchronising CUDA) and its result."""
     if device.type == "cuda":
