@@ -9,7 +9,8 @@ real-photo pool (:class:`ttame_lib.world.photo_pool.PhotoPool`), which makes an 
 predict as many different classes as the offline world can; ``--data photos+scenes`` mixes the two
 (``--scene-share`` of the images are training-split composites at ``--scale``), so the explainer
 also sees small objects away from the centre. The run checkpoints every epoch
-(``<out>.run``) and resumes if interrupted; at the end it writes the explainer, and a JSON report
+(``<out>.run``) and resumes if interrupted (``--keep-epochs`` also keeps each epoch's explainer);
+at the end it writes the explainer, and a JSON report
 with the training time, the final loss terms, the class coverage (training targets per class) and
 the pointing-game hit rate on held-out test composites (unseen backgrounds).
 """
@@ -88,6 +89,11 @@ def main() -> None:
         help="fusion start: random (the paper) or the classifier's weights on the last layer (a CAM per class)",
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--keep-epochs",
+        action="store_true",
+        help="also save the explainer after every epoch as <out>.epochN.ttame (to score a run's trajectory)",
+    )
     args = parser.parse_args()
     out = args.out or ROOT / "data" / "explainers" / f"{args.backbone}.ttame"
     torch.manual_seed(args.seed)
@@ -110,6 +116,9 @@ def main() -> None:
         checkpoint=run_file,
         resume=True,
         amp=None if args.amp == "auto" else args.amp,
+        on_epoch_end=(lambda ex, record: ex.save(out.with_suffix(f".epoch{record['epoch']}.ttame")))
+        if args.keep_epochs
+        else None,
     )
     seconds = time.perf_counter() - started
     explainer.save(out)

@@ -21,12 +21,13 @@ def test_train_on_photos_and_scenes_then_validate(tmp_path):
     _run(
         "scripts/train_explainer.py", "scenes_cnn", "--size", "64", "--data", "photos+scenes",
         "--scene-share", "0.5", "--train-images", "16", "--epochs", "1", "--batch-size", "8",
-        "--test-scenes", "4", "--out", str(out),
+        "--test-scenes", "4", "--out", str(out), "--keep-epochs",
     )  # fmt: skip
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["data"] == "photos+scenes" and report["scene_share"] == 0.5
     assert report["class_coverage"]["targets"] == 16
     assert not out.with_suffix(".run").exists()  # the resumable run file is removed once saved
+    assert (tmp_path / "mixed.epoch1.ttame").exists()  # --keep-epochs
     printed = _run(
         "scripts/validate_explainers.py", "scenes_cnn", str(out), "gradcam:layer2", "centre", "--scenes", "6"
     )
