@@ -136,13 +136,17 @@ def pointing_game_hits(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return 100 * pointing_game(maps.float(), masks.cpu())
 
 
+def mean_interval(hits: torch.Tensor, resamples: int, seed: int) -> tuple[float, float, float]:
+    """Mean of per-image values with its 95 % bootstrap interval."""
+    low, high = bootstrap_interval(hits, n_resamples=max(resamples, 1), seed=seed)
+    return float(hits.mean()), low, high
+
+
 def pointing_game_interval(
     maps: torch.Tensor, masks: torch.Tensor, resamples: int, seed: int
 ) -> tuple[float, float, float]:
     """Pointing game (%) over images, with its 95 % bootstrap interval."""
-    hits = pointing_game_hits(maps, masks)
-    low, high = bootstrap_interval(hits, n_resamples=max(resamples, 1), seed=seed)
-    return float(hits.mean()), low, high
+    return mean_interval(pointing_game_hits(maps, masks), resamples, seed)
 
 
 def object_pointing_game(
@@ -150,14 +154,14 @@ def object_pointing_game(
 ) -> tuple[dict, torch.Tensor]:
     """Pointing game (%) of the maps for each scene's object class (not the top-1), with its interval,
     and the per-scene hits (for the paired differences)."""
-    maps = explain_in_batches(explainer, scenes.images, objects, args.batch_size)
-    value, low, high = pointing_game_interval(maps, scenes.masks, args.resamples, args.seed)
+    hits = pointing_game_hits(explain_in_batches(explainer, scenes.images, objects, args.batch_size), scenes.masks)
+    value, low, high = mean_interval(hits, args.resamples, args.seed)
     summary = {
         "pointing_game_object": round(value, 3),
         "pointing_game_object_lo": round(low, 3),
         "pointing_game_object_hi": round(high, 3),
     }
-    return summary, pointing_game_hits(maps, scenes.masks)
+    return summary, hits
 
 
 # Metrics compared scene by scene against T-TAME (per-image terms of ImageScores.per_image, plus PG obj).
