@@ -1,6 +1,7 @@
 """data/MANIFEST.md lists every trained file this repository ships, with its sha256."""
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -27,3 +28,22 @@ def test_every_trained_file_is_listed_with_its_sha256():
     for name, digest in rows.items():
         actual = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
         assert actual == digest, f"{name}: sha256 {actual} does not match MANIFEST.md ({digest}); update the manifest"
+
+
+def make_target_commands(target: str) -> list[str]:
+    """The training commands of a Makefile target, as ``python scripts/...`` lines (continuations joined)."""
+    makefile = (DATA.parent / "Makefile").read_text().replace("\\\n", " ")
+    body = makefile.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
+    return [
+        "python " + " ".join(line.split("$(BIN)/python", 1)[1].split())
+        for line in body.splitlines()
+        if "$(BIN)/python scripts/" in line
+    ]
+
+
+def test_make_targets_rerun_the_recorded_recipes():
+    # The JSON beside each shipped model records the command that trained it; `make backbones` and
+    # `make explainers` promise to retrain the same models, so they must run those commands.
+    for target, folder in (("backbones", "backbones"), ("explainers", "explainers")):
+        recorded = sorted(json.loads(p.read_text())["command"] for p in (DATA / folder).glob("*.json"))
+        assert sorted(make_target_commands(target)) == recorded, f"`make {target}` differs from data/{folder}/*.json"
